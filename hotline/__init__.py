@@ -1,0 +1,1 @@
+"""The 24-hour hotline and chatbot service of a municipal water utility."""

@@ -1,0 +1,1 @@
+"""The JSON API under /api/: thin views that parse, check and call one action."""

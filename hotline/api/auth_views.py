@@ -1,0 +1,59 @@
+"""Sign-in, sign-out and who am I."""
+from __future__ import annotations
+
+import datetime as dt
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from hotline.api.registry import ALL_STAFF, ApiError, actor_of, ctx_of, json_response, parse_body, route
+from hotline.auth import sessions as staff_sessions
+
+
+class Login(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+
+
+@route("POST", "/api/auth/login", "Sign in; sets the session cookie and returns the CSRF token",
+       tag="auth", roles=None, body=Login, errors=(400, 401, 422, 429))
+async def login(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    body = await parse_body(request, Login)
+    now = ctx.clock()
+    failure: staff_sessions.LoginError | None = None
+    async with ctx.sessions.begin() as session:
+        try:
+            signed = await staff_sessions.sign_in(session, body.username, body.password, now,
+                                                  dt.timedelta(hours=ctx.config.http.session_hours))
+        except staff_sessions.LoginError as exc:
+            failure = exc  # the failure count is committed with this transaction
+    if failure is not None:
+        raise ApiError(429 if failure.code == "locked" else 401, failure.code, failure.message)
+    response = json_response({"username": signed.staff.username, "display_name": signed.staff.display_name,
+                              "role": signed.staff.role, "csrf_token": signed.csrf_token})
+    response.set_cookie(staff_sessions.COOKIE, signed.token, httponly=True, samesite="Strict",
+                        secure=ctx.config.http.secure_cookies, path="/",
+                        max_age=ctx.config.http.session_hours * 3600)
+    return response
+
+
+@route("POST", "/api/auth/logout", "Sign out", tag="auth", roles=ALL_STAFF, errors=(401, 403))
+async def logout(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    async with ctx.sessions.begin() as session:
+        await staff_sessions.sign_out(session, request.cookies[staff_sessions.COOKIE])
+    response = json_response({"ok": True})
+    response.del_cookie(staff_sessions.COOKIE, path="/")
+    return response
+
+
+@route("GET", "/api/auth/me", "The signed-in staff member and the CSRF token", tag="auth", roles=ALL_STAFF,
+       errors=(401,))
+async def me(request: web.Request) -> web.Response:
+    actor = actor_of(request)
+    sess = request.get("staff_session")
+    return json_response({"id": actor.id, "display_name": actor.name, "role": actor.role,
+                          "department_id": actor.department_id,
+                          "csrf_token": sess.csrf_token if sess else None})

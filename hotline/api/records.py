@@ -1,0 +1,138 @@
+"""Read views over what the channels record: conversations, messages, calls, notices."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select, update
+
+from hotline.api.registry import ALL_STAFF, ApiError, actor_of, ctx_of, json_response, parse_query, route
+from models import Call, Conversation, Message, Notification, Ticket
+
+CONTACT_ROLES = frozenset({"agent", "supervisor", "admin", "service"})
+
+
+class ConversationQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["bot", "waiting", "agent", "closed"] | None = None
+    channel: Literal["wechat", "web", "phone"] | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    before_id: int | None = None
+
+
+class CallQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    caller: str | None = None
+    outcome: Literal["self_served", "ticket", "transferred", "voicemail", "abandoned", "failed"] | None = None
+    limit: int = Field(default=50, ge=1, le=200)
+    before_id: int | None = None
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def conversation_json(c: Conversation) -> dict[str, Any]:
+    return {"id": c.id, "channel": c.channel, "external_user": c.external_user, "status": c.status,
+            "agent_id": c.agent_id, "bot_intent": c.bot_intent, "slots": c.slots,
+            "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
+            "waiting_since": _iso(c.waiting_since), "closed_at": _iso(c.closed_at),
+            "satisfaction": c.satisfaction}
+
+
+def message_json(m: Message) -> dict[str, Any]:
+    return {"id": m.id, "direction": m.direction, "sender_kind": m.sender_kind, "kind": m.kind,
+            "text": m.text, "payload": m.payload, "created_at": _iso(m.created_at),
+            "delivery_status": m.delivery_status, "delivery_error": m.delivery_error}
+
+
+@route("GET", "/api/conversations", "List conversations, newest first", tag="conversations",
+       query=ConversationQuery, roles=CONTACT_ROLES, errors=(401, 403, 422))
+async def list_conversations(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    query = parse_query(request, ConversationQuery)
+    stmt = select(Conversation).order_by(Conversation.id.desc()).limit(query.limit)
+    if query.status:
+        stmt = stmt.where(Conversation.status == query.status)
+    if query.channel:
+        stmt = stmt.where(Conversation.channel == query.channel)
+    if query.before_id:
+        stmt = stmt.where(Conversation.id < query.before_id)
+    async with ctx.readers() as session:
+        found = (await session.execute(stmt)).scalars().all()
+    return json_response({"items": [conversation_json(c) for c in found]})
+
+
+@route("GET", "/api/conversations/{id}", "One conversation with its messages", tag="conversations",
+       roles=CONTACT_ROLES, errors=(401, 403, 404))
+async def get_conversation(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    try:
+        conversation_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such conversation") from None
+    async with ctx.readers() as session:
+        conv = await session.get(Conversation, conversation_id)
+        if conv is None:
+            raise ApiError(404, "not_found", "no such conversation")
+        messages = (await session.execute(select(Message).where(Message.conversation_id == conv.id)
+                                          .order_by(Message.id))).scalars().all()
+    data = conversation_json(conv)
+    data["messages"] = [message_json(m) for m in messages]
+    return json_response(data)
+
+
+@route("GET", "/api/calls", "Call records of the IVR, newest first", tag="calls", query=CallQuery,
+       roles=CONTACT_ROLES, errors=(401, 403, 422))
+async def list_calls(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    query = parse_query(request, CallQuery)
+    stmt = (select(Call, Ticket.number).outerjoin(Ticket, Ticket.id == Call.ticket_id)
+            .order_by(Call.id.desc()).limit(query.limit))
+    if query.caller:
+        stmt = stmt.where(Call.caller == query.caller)
+    if query.outcome:
+        stmt = stmt.where(Call.outcome == query.outcome)
+    if query.before_id:
+        stmt = stmt.where(Call.id < query.before_id)
+    async with ctx.readers() as session:
+        rows = (await session.execute(stmt)).all()
+    return json_response({"items": [
+        {"id": c.id, "sip_call_id": c.sip_call_id, "caller": c.caller, "callee": c.callee,
+         "started_at": _iso(c.started_at), "answered_at": _iso(c.answered_at), "ended_at": _iso(c.ended_at),
+         "menu_path": c.menu_path, "digits": c.digits, "account_number": c.account_number,
+         "outcome": c.outcome, "ticket_number": number, "recording": bool(c.recording_path)}
+        for c, number in rows]})
+
+
+@route("GET", "/api/notifications", "My unread escalation notices (督办), newest first",
+       tag="notifications", roles=ALL_STAFF, errors=(401,))
+async def my_notifications(request: web.Request) -> web.Response:
+    ctx, actor = ctx_of(request), actor_of(request)
+    async with ctx.readers() as session:
+        rows = (await session.execute(
+            select(Notification, Ticket.number).outerjoin(Ticket, Ticket.id == Notification.ticket_id)
+            .where(Notification.staff_id == actor.id, Notification.read_at.is_(None))
+            .order_by(Notification.id.desc()).limit(200))).all()
+    return json_response({"items": [
+        {"id": n.id, "kind": n.kind, "message": n.message, "ticket": number, "created_at": _iso(n.created_at)}
+        for n, number in rows]})
+
+
+@route("POST", "/api/notifications/{id}/read", "Mark one of my notices read", tag="notifications",
+       roles=ALL_STAFF, errors=(401, 404))
+async def read_notification(request: web.Request) -> web.Response:
+    ctx, actor = ctx_of(request), actor_of(request)
+    try:
+        notification_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such notice") from None
+    async with ctx.sessions.begin() as session:
+        result = await session.execute(
+            update(Notification).where(Notification.id == notification_id, Notification.staff_id == actor.id,
+                                       Notification.read_at.is_(None)).values(read_at=ctx.clock()))
+        if result.rowcount == 0:
+            raise ApiError(404, "not_found", "no such unread notice")
+    return json_response({"ok": True})

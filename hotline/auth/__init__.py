@@ -1,0 +1,1 @@
+"""Staff sign-in: password hashing, sessions, and who may do what."""

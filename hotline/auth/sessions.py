@@ -1,0 +1,89 @@
+"""Console sessions: a random token in an HttpOnly cookie, its hash in the store."""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotline.actors import Actor
+from hotline.auth.passwords import DUMMY_HASH, verify_password
+from models import Staff, StaffSession
+
+COOKIE = "hotline_session"
+MAX_FAILURES = 5
+LOCKOUT = dt.timedelta(minutes=15)
+
+
+class LoginError(Exception):
+    def __init__(self, message: str, code: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    token: str
+    csrf_token: str
+    staff: Staff
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode("ascii")).hexdigest()
+
+
+def actor_for(staff: Staff) -> Actor:
+    return Actor(kind="staff", name=staff.display_name, id=staff.id, role=staff.role,
+                 department_id=staff.department_id)
+
+
+async def sign_in(session: AsyncSession, username: str, password: str, now: dt.datetime,
+                  lifetime: dt.timedelta) -> SignedIn:
+    """Check the password; five failures lock the account for 15 minutes."""
+    staff = (await session.execute(select(Staff).where(Staff.username == username))).scalar_one_or_none()
+    if staff is None or not staff.active:
+        await verify_password(password, DUMMY_HASH)
+        raise LoginError("用户名或密码错误", "bad_credentials")
+    if staff.locked_until and staff.locked_until > now:
+        raise LoginError("登录失败次数过多，账号已暂时锁定，请稍后再试", "locked")
+    if not await verify_password(password, staff.password_hash):
+        staff.failed_logins += 1
+        if staff.failed_logins >= MAX_FAILURES:
+            staff.locked_until = now + LOCKOUT
+            staff.failed_logins = 0
+        raise LoginError("用户名或密码错误", "bad_credentials")
+    staff.failed_logins = 0
+    staff.locked_until = None
+    token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
+    session.add(StaffSession(token_hash=_hash(token), staff_id=staff.id, csrf_token=csrf,
+                             created_at=now, expires_at=now + lifetime))
+    return SignedIn(token=token, csrf_token=csrf, staff=staff)
+
+
+async def resolve(session: AsyncSession, token: str, now: dt.datetime) -> tuple[Staff, StaffSession] | None:
+    row = (await session.execute(
+        select(Staff, StaffSession).join(StaffSession, StaffSession.staff_id == Staff.id)
+        .where(StaffSession.token_hash == _hash(token)))).first()
+    if row is None:
+        return None
+    staff, sess = row
+    if sess.expires_at <= now or not staff.active:
+        return None
+    return staff, sess
+
+
+async def sign_out(session: AsyncSession, token: str) -> None:
+    await session.execute(delete(StaffSession).where(StaffSession.token_hash == _hash(token)))
+
+
+async def purge_expired(session: AsyncSession, now: dt.datetime) -> None:
+    await session.execute(delete(StaffSession).where(StaffSession.expires_at <= now))
+
+
+async def set_password(session: AsyncSession, staff: Staff, password_hash: str) -> None:
+    await session.execute(update(Staff).where(Staff.id == staff.id).values(password_hash=password_hash))
+    await session.execute(delete(StaffSession).where(StaffSession.staff_id == staff.id))

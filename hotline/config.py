@@ -1,0 +1,173 @@
+"""Configuration: one TOML file, overridden by HOTLINE_<SECTION>_<KEY> variables.
+
+Every setting has an embedded default so that `python run_hotline.py` runs on a
+fresh checkout with no file at all.
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import typing
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclasses.dataclass
+class ServiceConfig:
+    timezone: str = "Asia/Shanghai"
+    var_dir: str = "var"
+    routing_file: str = "config/routing.yml"
+    calendar_file: str = "config/calendar-cn.yml"
+
+
+@dataclasses.dataclass
+class HttpConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Set when the service is behind HTTPS so session cookies get the Secure flag.
+    secure_cookies: bool = False
+    session_hours: int = 12
+
+
+@dataclasses.dataclass
+class DatabaseConfig:
+    # Empty means the embedded SQLite file var/hotline.db.
+    url: str = ""
+    echo: bool = False
+
+
+@dataclasses.dataclass
+class ApiConfig:
+    # Bearer token for the bot's actions and other services; empty disables it.
+    service_token: str = ""
+
+
+@dataclasses.dataclass
+class EscalationConfig:
+    interval_seconds: float = 30.0
+    enabled: bool = True
+
+
+@dataclasses.dataclass
+class SipConfig:
+    host: str = "127.0.0.1"
+    port: int = 5060
+    enabled: bool = True
+
+
+@dataclasses.dataclass
+class BotConfig:
+    # Empty URLs mean run_hotline.py starts the Rasa and action servers itself.
+    rasa_url: str = ""
+    actions_url: str = ""
+
+
+@dataclasses.dataclass
+class WechatConfig:
+    token: str = ""
+    app_id: str = ""
+    app_secret: str = ""
+    encoding_aes_key: str = ""
+    api_base_url: str = "https://api.weixin.qq.com"
+
+
+@dataclasses.dataclass
+class Config:
+    service: ServiceConfig = dataclasses.field(default_factory=ServiceConfig)
+    http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
+    database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
+    api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+    escalation: EscalationConfig = dataclasses.field(default_factory=EscalationConfig)
+    sip: SipConfig = dataclasses.field(default_factory=SipConfig)
+    bot: BotConfig = dataclasses.field(default_factory=BotConfig)
+    wechat: WechatConfig = dataclasses.field(default_factory=WechatConfig)
+
+    def path(self, relative: str) -> Path:
+        """Resolve a configured path against the project root."""
+        p = Path(relative)
+        return p if p.is_absolute() else ROOT / p
+
+    @property
+    def var_dir(self) -> Path:
+        return self.path(self.service.var_dir)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.var_dir / 'hotline.db'}"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def _coerce(value: str, kind: type, name: str) -> typing.Any:
+    if kind is bool:
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{name}: expected true/false, got {value!r}")
+    try:
+        return kind(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from exc
+
+
+def _section_types(section_cls: type) -> dict[str, type]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                environ: typing.Mapping[str, str] | None = None) -> Config:
+    """Build the configuration: defaults, then the file, then the environment."""
+    environ = os.environ if environ is None else environ
+    config = Config()
+    file_path = Path(path) if path else ROOT / "hotline.toml"
+    data: dict[str, typing.Any] = {}
+    if path or file_path.exists():
+        try:
+            data = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError(f"configuration file not found: {file_path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{file_path}: {exc}") from exc
+
+    for section_field in dataclasses.fields(Config):
+        section = getattr(config, section_field.name)
+        types = _section_types(type(section))
+        values = data.get(section_field.name, {})
+        if not isinstance(values, dict):
+            raise ConfigError(f"[{section_field.name}] must be a table")
+        for key, value in values.items():
+            if key not in types:
+                raise ConfigError(f"unknown setting [{section_field.name}] {key}")
+            kind = types[key]
+            if kind is float and isinstance(value, int):
+                value = float(value)
+            if not isinstance(value, kind):
+                raise ConfigError(f"[{section_field.name}] {key}: expected {kind.__name__}")
+            setattr(section, key, value)
+        for key, kind in types.items():
+            env_name = f"HOTLINE_{section_field.name.upper()}_{key.upper()}"
+            if env_name in environ:
+                setattr(section, key, _coerce(environ[env_name], kind, env_name))
+    return config
+
+
+def describe_settings() -> str:
+    """The list of settings and their variables, for --help."""
+    lines = []
+    defaults = Config()
+    for section_field in dataclasses.fields(Config):
+        section = getattr(defaults, section_field.name)
+        for key in _section_types(type(section)):
+            env_name = f"HOTLINE_{section_field.name.upper()}_{key.upper()}"
+            setting = f"[{section_field.name}] {key}"
+            lines.append(f"  {setting:<28} {env_name:<38} {getattr(section, key)!r}")
+    return "\n".join(lines)

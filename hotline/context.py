@@ -1,0 +1,44 @@
+"""What every part of the running service shares, built once at start."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hotline.config import Config
+from hotline.events import EventBus
+from hotline.tickets.calendar import load_calendar
+from hotline.tickets.routing import Router, load_routing
+from models.base import utcnow
+from models.db import create_engine, read_only, session_factory
+
+
+@dataclass
+class AppContext:
+    config: Config
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]  # for changes: one transaction each
+    readers: async_sessionmaker[AsyncSession]  # for reads only
+    router: Router
+    bus: EventBus
+    clock: Callable[[], dt.datetime] = utcnow
+    # Components report here for /healthz: name -> callable returning (up, detail).
+    health_checks: dict[str, Callable[[], Any]] = field(default_factory=dict)
+
+    def today(self) -> dt.date:
+        return self.router.calendar.local_date(self.clock())
+
+
+def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> AppContext:
+    calendar = load_calendar(config.path(config.service.calendar_file))
+    router = load_routing(config.path(config.service.routing_file), calendar)
+    engine = create_engine(config.database_url, echo=config.database.echo)
+    bus = EventBus()
+    sessions = session_factory(engine)
+    sessions.configure(info={"bus": bus})
+    readers = session_factory(read_only(engine))
+    return AppContext(config=config, engine=engine, sessions=sessions, readers=readers, router=router,
+                      bus=bus, clock=clock)

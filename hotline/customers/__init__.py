@@ -1,0 +1,1 @@
+"""The customer archive as residents and agents see it: accounts, bills, outages."""

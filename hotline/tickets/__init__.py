@@ -1,0 +1,1 @@
+"""Tickets (工单): routing, time limits, the lifecycle and escalation."""

@@ -1,0 +1,377 @@
+"""The one door for every ticket change.
+
+create → assign → start → resolve → callback (回访) → close, with reopen from
+callback, reroute while open, comments at any time, and escalation steps from
+the scheduler. Each function validates, writes the change and its audit event
+and queues the live event, all inside the caller's transaction; the IVR, the
+bot's API calls, the console and the scheduler all come through here.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotline.actors import SYSTEM, Actor
+from hotline.events import publish_on_commit
+from hotline.tickets.numbering import next_ticket_number
+from hotline.tickets.routing import Route, Router
+from models import Customer, CustomerPhone, Department, Notification, Staff, Ticket, TicketEvent
+from models.ticket import CHANNELS, OPEN_STATUSES
+
+
+class TicketError(Exception):
+    """A refused request; `status` is the HTTP status the API answers with."""
+
+    status = 422
+
+    def __init__(self, message: str, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+class InvalidTransition(TicketError):
+    status = 409
+
+
+class Forbidden(TicketError):
+    status = 403
+
+
+class NotFound(TicketError):
+    status = 404
+
+
+@dataclass(frozen=True)
+class Transition:
+    sources: frozenset[str]
+    target: str | None  # None: the status stays
+    roles: frozenset[str]  # staff roles allowed; "service" for the API token
+    label: str
+
+
+STAFF = frozenset({"agent", "supervisor", "department", "admin"})
+TRANSITIONS: dict[str, Transition] = {
+    "assign": Transition(frozenset({"new", "assigned", "in_progress"}), "assigned",
+                         frozenset({"agent", "supervisor", "department", "admin"}), "派单"),
+    "start": Transition(frozenset({"assigned"}), "in_progress",
+                        frozenset({"supervisor", "department", "admin"}), "开始处理"),
+    "resolve": Transition(frozenset({"in_progress"}), "resolved",
+                          frozenset({"supervisor", "department", "admin"}), "办结"),
+    "callback": Transition(frozenset({"resolved"}), "callback",
+                           frozenset({"agent", "supervisor", "admin", "service"}), "回访"),
+    "close": Transition(frozenset({"callback"}), "closed",
+                        frozenset({"agent", "supervisor", "admin"}), "归档"),
+    "reopen": Transition(frozenset({"callback"}), "assigned",
+                         frozenset({"agent", "supervisor", "admin"}), "重新处理"),
+    "reroute": Transition(frozenset({"new", "assigned", "in_progress"}), "new",
+                          frozenset({"agent", "supervisor", "admin"}), "转派"),
+    "comment": Transition(frozenset({"new", "assigned", "in_progress", "resolved", "callback", "closed"}),
+                          None, STAFF | {"service"}, "备注"),
+}
+
+STATUS_LABELS = {"new": "待派单", "assigned": "已派单", "in_progress": "处理中",
+                 "resolved": "已办结", "callback": "已回访", "closed": "已归档"}
+
+_PHONE_RE = re.compile(r"^\+?[0-9]{5,20}$")
+
+
+def normalize_phone(phone: str | None) -> str | None:
+    if phone is None:
+        return None
+    digits = re.sub(r"[\s\-()]", "", phone)
+    if not digits:
+        return None
+    if not _PHONE_RE.match(digits):
+        raise TicketError(f"phone {phone!r} is not a telephone number", "invalid_phone")
+    return digits
+
+
+@dataclass
+class TicketDraft:
+    category: str
+    description: str
+    channel: str
+    business_type: str | None = None
+    priority: str | None = None
+    account_number: str | None = None
+    phone: str | None = None
+    contact_name: str = ""
+    address: str = ""
+    latitude: float | None = None
+    longitude: float | None = None
+    conversation_id: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _check_role(actor: Actor, action: str, allowed: frozenset[str]) -> None:
+    role = "service" if actor.kind == "service" else actor.role if actor.is_staff else actor.kind
+    if actor.kind == "system":
+        return
+    if role not in allowed:
+        raise Forbidden(f"role {role!r} may not {action} a ticket", "forbidden")
+
+
+def check_ticket_access(actor: Actor, ticket: Ticket) -> None:
+    """Department staff see and work only their own department's tickets."""
+    if actor.is_staff and actor.role == "department" and ticket.department_id != actor.department_id:
+        raise NotFound(f"no ticket {ticket.number}", "not_found")
+
+
+def _event(session: AsyncSession, ticket: Ticket, actor: Actor, action: str, now: dt.datetime,
+           from_status: str | None, note: str = "", data: dict[str, Any] | None = None) -> TicketEvent:
+    evt = TicketEvent(ticket_id=ticket.id, at=now, action=action, actor_kind=actor.kind,
+                      actor_id=actor.id, actor_name=actor.name, from_status=from_status,
+                      to_status=ticket.status, note=note, data=data or {})
+    session.add(evt)
+    publish_on_commit(session, {
+        "type": "ticket.changed", "action": action, "ticket": ticket.number,
+        "ticket_id": ticket.id, "department_id": ticket.department_id,
+        "status": ticket.status, "at": now.isoformat(),
+    })
+    return evt
+
+
+async def _department(session: AsyncSession, code: str) -> Department:
+    dept = (await session.execute(select(Department).where(Department.code == code))).scalar_one_or_none()
+    if dept is None:
+        raise TicketError(f"department {code!r} is not in the database; restart the service to sync "
+                          "the routing file", "unknown_department")
+    return dept
+
+
+def _apply_route(ticket: Ticket, route: Route, dept: Department, router: Router) -> None:
+    ticket.category = route.category
+    ticket.business_type = route.business_type
+    ticket.priority = route.priority
+    ticket.department_id = dept.id
+    ticket.supervisor_id = dept.supervisor_id
+    ticket.response_due_at = route.response_due_at
+    ticket.resolution_due_at = route.resolution_due_at
+    ticket.escalation_level = 0
+    _arm_escalation(ticket, router)
+
+
+def _arm_escalation(ticket: Ticket, router: Router) -> None:
+    """Point next_escalation_at at the next step still to come, or at nothing."""
+    if ticket.status not in OPEN_STATUSES:
+        ticket.next_escalation_at = None
+        return
+    steps = router.escalation_times(ticket.clock_started_at, ticket.response_due_at, ticket.resolution_due_at)
+    ticket.next_escalation_at = steps[ticket.escalation_level][0] if ticket.escalation_level < len(steps) else None
+
+
+async def _find_customer(session: AsyncSession, draft: TicketDraft) -> Customer | None:
+    if draft.account_number:
+        customer = (await session.execute(
+            select(Customer).where(Customer.account_number == draft.account_number))).scalar_one_or_none()
+        if customer is None:
+            raise TicketError(f"unknown account number {draft.account_number!r}", "unknown_account")
+        return customer
+    if draft.phone:
+        matches = (await session.execute(
+            select(Customer).join(CustomerPhone).where(CustomerPhone.phone == draft.phone).limit(2)
+        )).scalars().all()
+        if len(matches) == 1:
+            return matches[0]
+    return None
+
+
+async def create_ticket(session: AsyncSession, router: Router, draft: TicketDraft, actor: Actor,
+                        now: dt.datetime) -> Ticket:
+    if actor.kind not in ("service", "system") and actor.is_staff and actor.role == "department":
+        raise Forbidden("department staff do not create tickets", "forbidden")
+    description = draft.description.strip()
+    if not description:
+        raise TicketError("description must not be empty", "invalid_description")
+    if draft.channel not in CHANNELS:
+        raise TicketError(f"unknown channel {draft.channel!r}; expected one of {', '.join(CHANNELS)}",
+                          "invalid_channel")
+    draft.phone = normalize_phone(draft.phone)
+    try:
+        route = router.route(draft.category, draft.business_type, draft.priority, now)
+    except ValueError as exc:
+        raise TicketError(str(exc), "invalid_routing") from exc
+    customer = await _find_customer(session, draft)
+    dept = await _department(session, route.department)
+    number = await next_ticket_number(session, router.calendar.local_date(now))
+    ticket = Ticket(
+        number=number, channel=draft.channel, status="new", description=description,
+        customer_id=customer.id if customer else None,
+        account_number=customer.account_number if customer else None,
+        contact_name=draft.contact_name or (customer.name if customer else ""),
+        contact_phone=draft.phone, address=draft.address or (customer.address if customer else ""),
+        latitude=draft.latitude, longitude=draft.longitude, conversation_id=draft.conversation_id,
+        created_at=now, updated_at=now, clock_started_at=now,
+    )
+    _apply_route(ticket, route, dept, router)
+    session.add(ticket)
+    await session.flush()
+    _event(session, ticket, actor, "create", now, None, data={
+        "department": route.department, "business_type": route.business_type,
+        "priority": route.priority, "response_due_at": route.response_due_at.isoformat(),
+        "resolution_due_at": route.resolution_due_at.isoformat(), **draft.extra})
+    return ticket
+
+
+async def get_ticket(session: AsyncSession, number: str, actor: Actor, *, for_update: bool = False) -> Ticket:
+    stmt = select(Ticket).where(Ticket.number == number)
+    if for_update and session.bind.dialect.name == "postgresql":
+        stmt = stmt.with_for_update()
+    ticket = (await session.execute(stmt)).scalar_one_or_none()
+    if ticket is None:
+        raise NotFound(f"no ticket {number}", "not_found")
+    check_ticket_access(actor, ticket)
+    return ticket
+
+
+async def transition(session: AsyncSession, router: Router, ticket: Ticket, action: str, actor: Actor,
+                     now: dt.datetime, *, note: str = "", assignee: str | None = None,
+                     satisfaction: int | None = None, reached: bool | None = None,
+                     category: str | None = None, business_type: str | None = None,
+                     priority: str | None = None) -> Ticket:
+    """Apply one lifecycle action; anything not allowed raises before anything is written."""
+    spec = TRANSITIONS.get(action)
+    if spec is None:
+        raise TicketError(f"unknown action {action!r}; expected one of {', '.join(TRANSITIONS)}",
+                          "unknown_action")
+    _check_role(actor, action, spec.roles)
+    check_ticket_access(actor, ticket)
+    if ticket.status not in spec.sources:
+        raise InvalidTransition(
+            f"ticket {ticket.number} is {ticket.status}; {action} needs one of {', '.join(sorted(spec.sources))}",
+            "invalid_transition")
+    note = note.strip()
+    before = ticket.status
+    data: dict[str, Any] = {}
+
+    if action == "assign":
+        if not assignee:
+            raise TicketError("assign needs an assignee (a staff username)", "missing_assignee")
+        staff = (await session.execute(select(Staff).where(Staff.username == assignee))).scalar_one_or_none()
+        if staff is None or not staff.active:
+            raise TicketError(f"no active staff member {assignee!r}", "unknown_assignee")
+        if actor.is_staff and actor.role == "department" and staff.department_id != ticket.department_id:
+            raise Forbidden("department staff assign only within their department", "forbidden")
+        ticket.assignee_id = staff.id
+        ticket.responded_at = ticket.responded_at or now
+        data = {"assignee": staff.username, "assignee_name": staff.display_name}
+    elif action == "resolve":
+        if not note:
+            raise TicketError("resolve needs a note saying what was done", "missing_note")
+        ticket.resolved_at = now
+        ticket.callback_due_at = router.callback_due(now)
+    elif action == "callback":
+        if reached is None:
+            raise TicketError("callback needs reached: true or false", "missing_reached")
+        if reached and satisfaction is None:
+            raise TicketError("callback needs a satisfaction rating from 1 to 5 when the resident was reached",
+                              "missing_satisfaction")
+        if satisfaction is not None and not 1 <= satisfaction <= 5:
+            raise TicketError("satisfaction must be from 1 to 5", "invalid_satisfaction")
+        ticket.callback_at = now
+        ticket.callback_result = note or ("已回访" if reached else "未联系上")
+        ticket.satisfaction = satisfaction
+        data = {"reached": reached, "satisfaction": satisfaction}
+    elif action == "close":
+        ticket.closed_at = now
+    elif action == "reopen":
+        if not note:
+            raise TicketError("reopen needs a note saying why the resident is not satisfied", "missing_note")
+        # Reopened work gets a fresh clock; the original creation time stays on record.
+        route = router.route(ticket.category, ticket.business_type, ticket.priority, now)
+        ticket.reopen_count += 1
+        ticket.resolved_at = None
+        ticket.callback_due_at = None
+        ticket.clock_started_at = now
+        ticket.response_due_at, ticket.resolution_due_at = route.response_due_at, route.resolution_due_at
+        ticket.escalation_level = 0
+        data = {"resolution_due_at": route.resolution_due_at.isoformat()}
+    elif action == "reroute":
+        if business_type is None and category is None and priority is None:
+            raise TicketError("reroute needs a new category, business_type or priority", "missing_route")
+        try:
+            if business_type:
+                new_category = router.business_type(business_type).category
+                if category and category != new_category:
+                    raise TicketError(f"business_type {business_type!r} belongs to category "
+                                      f"{new_category!r}, not {category!r}", "invalid_routing")
+            else:
+                new_category = category or ticket.category
+                business_type = ticket.business_type if new_category == ticket.category else None
+            # The resident's clock does not restart because the work moved inside the utility.
+            route = router.route(new_category, business_type, priority, ticket.clock_started_at)
+        except ValueError as exc:
+            raise TicketError(str(exc), "invalid_routing") from exc
+        dept = await _department(session, route.department)
+        data = {"from_department_id": ticket.department_id, "department": route.department,
+                "business_type": route.business_type, "priority": route.priority}
+        ticket.assignee_id = None
+        ticket.status = "new"
+        _apply_route(ticket, route, dept, router)
+    elif action == "comment":
+        if not note:
+            raise TicketError("a comment needs text", "missing_note")
+
+    if action == "reopen":
+        ticket.status = "assigned" if ticket.assignee_id else "new"
+    elif spec.target:
+        ticket.status = spec.target
+    ticket.updated_at = now
+    if action != "comment":
+        _arm_escalation(ticket, router)
+    _event(session, ticket, actor, action, now, before, note=note, data=data)
+    await session.flush()
+    return ticket
+
+
+async def escalate_due_steps(session: AsyncSession, router: Router, ticket: Ticket, now: dt.datetime) -> int:
+    """Record every escalation step whose moment has come; returns how many were recorded.
+
+    The level and the next moment are written in the same transaction as the
+    events and notices, so a crash or restart neither repeats nor loses a step.
+    """
+    steps = router.escalation_times(ticket.clock_started_at, ticket.response_due_at, ticket.resolution_due_at)
+    recorded = 0
+    while ticket.status in OPEN_STATUSES and ticket.escalation_level < len(steps):
+        moment, step = steps[ticket.escalation_level]
+        if moment > now:
+            break
+        ticket.escalation_level += 1
+        if step.only_status and ticket.status not in step.only_status:
+            continue
+        recipients = await _escalation_recipients(session, router, ticket, step.notify)
+        local_due = ticket.resolution_due_at.astimezone(router.calendar.timezone).strftime("%Y-%m-%d %H:%M")
+        message = f"工单 {ticket.number}（{router.business_type(ticket.business_type).name}）{step.label}，办理时限 {local_due}"
+        for staff_id in recipients:
+            session.add(Notification(staff_id=staff_id, ticket_id=ticket.id, kind=step.name,
+                                     message=message, created_at=now))
+        _event(session, ticket, SYSTEM, "escalate", now, ticket.status, note=step.label,
+               data={"step": step.name, "level": ticket.escalation_level, "notified": recipients})
+        publish_on_commit(session, {"type": "notification", "kind": step.name, "ticket": ticket.number,
+                                    "staff_ids": recipients, "message": message})
+        recorded += 1
+    _arm_escalation(ticket, router)
+    return recorded
+
+
+async def _escalation_recipients(session: AsyncSession, router: Router, ticket: Ticket,
+                                 notify: list[str]) -> list[int]:
+    recipients: list[int] = []
+    for who in notify:
+        staff_id: int | None = None
+        if who == "supervisor":
+            staff_id = ticket.supervisor_id
+        elif who == "assignee":
+            staff_id = ticket.assignee_id
+        elif who == "manager":
+            dept = await _department(session, router.spec.escalation.manager_department)
+            staff_id = dept.supervisor_id
+        if staff_id is not None and staff_id not in recipients:
+            recipients.append(staff_id)
+    return recipients

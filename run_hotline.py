@@ -1,0 +1,112 @@
+#!/usr/bin/env python3
+"""Run the hotline service, or one of its admin commands.
+
+Configuration comes from hotline.toml (or --config) and HOTLINE_<SECTION>_<KEY>
+environment variables, which win over the file.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import logging
+import sys
+
+from hotline.config import ConfigError, describe_settings, load_config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="run_hotline.py", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The 24-hour hotline and chatbot service of the water utility.",
+        epilog="settings (file key, environment variable, default):\n" + describe_settings())
+    parser.add_argument("--config", help="configuration file (default: hotline.toml if present)")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command")
+    sub.add_parser("serve", help="start the service (the default)")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    demo = sub.add_parser("seed-demo", help="fill an empty database with demo accounts, staff and tickets")
+    demo.add_argument("--accounts", type=int, default=3000)
+    add = sub.add_parser("adduser", help="create a staff member or reset one (password on stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, choices=["agent", "supervisor", "department", "admin"])
+    add.add_argument("--department", help="department code from the routing file")
+    add.add_argument("--display-name")
+    return parser
+
+
+def _migrate(config) -> None:  # type: ignore[no-untyped-def]
+    from models.migrate import upgrade
+    config.var_dir.mkdir(parents=True, exist_ok=True)
+    upgrade(config.database_url)
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise SystemExit("passwords differ")
+        return first
+    return sys.stdin.readline().rstrip("\n")
+
+
+async def _adduser(config, args) -> str:  # type: ignore[no-untyped-def]
+    from hotline.context import build_context
+    from hotline.departments import sync_departments
+    from hotline.staff import upsert_staff
+    ctx = build_context(config)
+    try:
+        async with ctx.sessions.begin() as session:
+            await sync_departments(session, ctx.router)
+            staff = await upsert_staff(session, args.name, _read_password(), args.role,
+                                       args.display_name, args.department)
+            await sync_departments(session, ctx.router)
+        return f"staff {staff.username} ({staff.role}) saved"
+    finally:
+        await ctx.engine.dispose()
+
+
+async def _seed(config, accounts: int) -> str:  # type: ignore[no-untyped-def]
+    from hotline.context import build_context
+    from hotline.demo import seed_demo
+    ctx = build_context(config)
+    try:
+        return await seed_demo(ctx, accounts)
+    finally:
+        await ctx.engine.dispose()
+
+
+def _serve(config) -> None:  # type: ignore[no-untyped-def]
+    from aiohttp import web
+
+    from hotline.app import create_app
+    from hotline.context import build_context
+    ctx = build_context(config)
+    logging.getLogger("hotline").info("database %s", ctx.engine.url.render_as_string(hide_password=True))
+    web.run_app(create_app(ctx), host=config.http.host, port=config.http.port, print=None)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        config = load_config(args.config)
+        command = args.command or "serve"
+        _migrate(config)
+        if command == "serve":
+            _serve(config)
+        elif command == "migrate":
+            print("database schema is up to date")
+        elif command == "seed-demo":
+            print(asyncio.run(_seed(config, args.accounts)))
+        elif command == "adduser":
+            print(asyncio.run(_adduser(config, args)))
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
