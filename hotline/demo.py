@@ -98,7 +98,7 @@ async def _customers(session: AsyncSession, rng: random.Random, count: int, toda
             "created_at": now,
         })
     await _bulk(session, Customer, customers)
-    ids = dict((await session.execute(select(Customer.account_number, Customer.id))).tuples().all())
+    ids = dict((await session.execute(select(Customer.account_number, Customer.id))).all())
 
     phones, bills, paid_bills, prepayments = [], [], [], []
     for row in customers:
@@ -135,7 +135,7 @@ async def _customers(session: AsyncSession, rng: random.Random, count: int, toda
     await _bulk(session, CustomerPhone, phones)
     await _bulk(session, Bill, bills)
     bill_ids = {(c, p): i for c, p, i in (await session.execute(
-        select(Bill.customer_id, Bill.period, Bill.id))).tuples()}
+        select(Bill.customer_id, Bill.period, Bill.id)))}
     payments = [{"customer_id": c, "bill_id": bill_ids[(c, p)], "amount_fen": amount, "paid_at": paid_at,
                  "method": method, "reference": f"P{bill_ids[(c, p)]:08d}"}
                 for c, p, amount, paid_at, method in paid_bills]

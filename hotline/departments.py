@@ -4,6 +4,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from hotline.tickets.lifecycle import forget_departments
 from hotline.tickets.routing import Router
 from models import Department, Staff
 
@@ -16,7 +17,7 @@ async def sync_departments(session: AsyncSession, router: Router) -> None:
     existing = {d.code: d for d in (await session.execute(select(Department))).scalars()}
     usernames = {spec.supervisor for spec in router.spec.departments.values() if spec.supervisor}
     staff_ids = dict((await session.execute(
-        select(Staff.username, Staff.id).where(Staff.username.in_(usernames)))).tuples().all()) if usernames else {}
+        select(Staff.username, Staff.id).where(Staff.username.in_(usernames)))).all()) if usernames else {}
     for code, spec in router.spec.departments.items():
         dept = existing.get(code)
         if dept is None:
@@ -25,3 +26,4 @@ async def sync_departments(session: AsyncSession, router: Router) -> None:
         dept.name = spec.name
         dept.supervisor_id = staff_ids.get(spec.supervisor) if spec.supervisor else None
     await session.flush()
+    forget_departments()

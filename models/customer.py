@@ -27,7 +27,7 @@ class Customer(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
 
     phones: Mapped[list[CustomerPhone]] = relationship(
-        back_populates="customer", cascade="all, delete-orphan", lazy="selectin")
+        back_populates="customer", cascade="all, delete-orphan", lazy="raise")
 
 
 class CustomerPhone(Base):

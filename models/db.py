@@ -4,6 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import event
+
+from models import sqlite_driver
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 
@@ -36,6 +38,7 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
+        sqlite_driver.install()
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _begin)
     return engine

@@ -6,7 +6,7 @@ import datetime as dt
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from hotline.api.registry import ALL_STAFF, ApiError, actor_of, ctx_of, json_response, parse_body, route
+from hotline.api.registry import ALL_STAFF, STAFF_SESSION, ApiError, actor_of, ctx_of, json_response, parse_body, route
 from hotline.auth import sessions as staff_sessions
 
 
@@ -53,7 +53,7 @@ async def logout(request: web.Request) -> web.Response:
        errors=(401,))
 async def me(request: web.Request) -> web.Response:
     actor = actor_of(request)
-    sess = request.get("staff_session")
+    sess = request.get(STAFF_SESSION)
     return json_response({"id": actor.id, "display_name": actor.name, "role": actor.role,
                           "department_id": actor.department_id,
                           "csrf_token": sess.csrf_token if sess else None})

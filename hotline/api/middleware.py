@@ -7,7 +7,7 @@ import logging
 from aiohttp import web
 
 from hotline.actors import SERVICE
-from hotline.api.registry import ApiError, Handler, ctx_of, json_response
+from hotline.api.registry import ACTOR, STAFF_SESSION, ApiError, Handler, ctx_of, json_response
 from hotline.auth import sessions as staff_sessions
 from hotline.tickets.lifecycle import TicketError
 
@@ -43,7 +43,7 @@ async def errors_middleware(request: web.Request, handler: Handler) -> web.Strea
 
 
 async def authenticate(request: web.Request) -> None:
-    """Set request['actor'] and request['staff_session'], or leave them unset."""
+    """Set the request's ACTOR and STAFF_SESSION, or leave them unset."""
     ctx = ctx_of(request)
     header = request.headers.get("Authorization", "")
     if header:
@@ -51,7 +51,7 @@ async def authenticate(request: web.Request) -> None:
         expected = ctx.config.api.service_token
         if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.strip(), expected):
             raise ApiError(401, "invalid_token", "the bearer token is not valid")
-        request["actor"] = SERVICE
+        request[ACTOR] = SERVICE
         return
     token = request.cookies.get(staff_sessions.COOKIE)
     if not token:
@@ -61,8 +61,8 @@ async def authenticate(request: web.Request) -> None:
     if found is None:
         return
     staff, sess = found
-    request["actor"] = staff_sessions.actor_for(staff)
-    request["staff_session"] = sess
+    request[ACTOR] = staff_sessions.actor_for(staff)
+    request[STAFF_SESSION] = sess
 
 
 def guard(handler: Handler, roles: frozenset[str] | None) -> Handler:
@@ -71,13 +71,13 @@ def guard(handler: Handler, roles: frozenset[str] | None) -> Handler:
         if roles is None:
             return await handler(request)
         await authenticate(request)
-        actor = request.get("actor")
+        actor = request.get(ACTOR)
         if actor is None:
             raise ApiError(401, "unauthenticated", "sign in or send a bearer token")
         role = "service" if actor.kind == "service" else actor.role
         if role not in roles:
             raise ApiError(403, "forbidden", f"role {role!r} may not do this")
-        sess = request.get("staff_session")
+        sess = request.get(STAFF_SESSION)
         if sess is not None and request.method in UNSAFE:
             sent = request.headers.get("X-CSRF-Token", "")
             if not hmac.compare_digest(sent, sess.csrf_token):

@@ -11,8 +11,11 @@ from pydantic import BaseModel, ValidationError
 
 from hotline.actors import Actor
 from hotline.context import AppContext
+from models import StaffSession
 
 CTX = web.AppKey("ctx", AppContext)
+ACTOR = web.RequestKey("actor", Actor)
+STAFF_SESSION = web.RequestKey("staff_session", StaffSession)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 M = TypeVar("M", bound=BaseModel)
 
@@ -57,7 +60,7 @@ def ctx_of(request: web.Request) -> AppContext:
 
 
 def actor_of(request: web.Request) -> Actor:
-    return request["actor"]
+    return request[ACTOR]
 
 
 def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:

@@ -178,7 +178,7 @@ async def list_tickets(request: web.Request) -> web.Response:
     query = parse_query(request, TicketQuery)
     now = ctx.clock()
     async with ctx.readers() as session:
-        dept_ids = dict((await session.execute(select(Department.code, Department.id))).tuples().all())
+        dept_ids = dict((await session.execute(select(Department.code, Department.id))).all())
         stmt = _apply_filters(select(Ticket), query, actor, dept_ids, now)
         tickets = list((await session.execute(
             stmt.order_by(Ticket.id.desc()).limit(query.limit + 1))).scalars())

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import selectinload
 
 from models import Bill, Customer, CustomerPhone, Outage, Payment
 
@@ -23,13 +24,13 @@ class Statement:
 
 
 async def get_customer(session: AsyncSession, account_number: str) -> Customer | None:
-    return (await session.execute(
-        select(Customer).where(Customer.account_number == account_number))).scalar_one_or_none()
+    return (await session.execute(select(Customer).options(selectinload(Customer.phones))
+                                  .where(Customer.account_number == account_number))).scalar_one_or_none()
 
 
 async def search_customers(session: AsyncSession, *, text: str | None = None, phone: str | None = None,
                            limit: int = 20) -> list[Customer]:
-    stmt = select(Customer).order_by(Customer.account_number).limit(limit)
+    stmt = select(Customer).options(selectinload(Customer.phones)).order_by(Customer.account_number).limit(limit)
     if phone:
         stmt = stmt.where(Customer.id.in_(select(CustomerPhone.customer_id).where(CustomerPhone.phone == phone)))
     if text:

@@ -137,20 +137,37 @@ def _event(session: AsyncSession, ticket: Ticket, actor: Actor, action: str, now
     return evt
 
 
-async def _department(session: AsyncSession, code: str) -> Department:
-    dept = (await session.execute(select(Department).where(Department.code == code))).scalar_one_or_none()
-    if dept is None:
+_DEPARTMENT_TTL = dt.timedelta(seconds=60)
+_department_cache: dict[tuple[str, str], tuple[dt.datetime, int, int | None]] = {}
+
+
+async def _department(session: AsyncSession, code: str) -> tuple[int, int | None]:
+    """(id, supervisor id) of a department, cached for a minute: it is read on every
+    create and changes only when the routing file or a supervisor changes."""
+    key = (str(session.bind.url), code)
+    now = dt.datetime.now(dt.timezone.utc)
+    hit = _department_cache.get(key)
+    if hit and hit[0] > now:
+        return hit[1], hit[2]
+    row = (await session.execute(select(Department.id, Department.supervisor_id)
+                                 .where(Department.code == code))).first()
+    if row is None:
         raise TicketError(f"department {code!r} is not in the database; restart the service to sync "
                           "the routing file", "unknown_department")
-    return dept
+    _department_cache[key] = (now + _DEPARTMENT_TTL, row[0], row[1])
+    return row[0], row[1]
 
 
-def _apply_route(ticket: Ticket, route: Route, dept: Department, router: Router) -> None:
+def forget_departments() -> None:
+    """Called after the departments table changes."""
+    _department_cache.clear()
+
+
+def _apply_route(ticket: Ticket, route: Route, dept: tuple[int, int | None], router: Router) -> None:
     ticket.category = route.category
     ticket.business_type = route.business_type
     ticket.priority = route.priority
-    ticket.department_id = dept.id
-    ticket.supervisor_id = dept.supervisor_id
+    ticket.department_id, ticket.supervisor_id = dept
     ticket.response_due_at = route.response_due_at
     ticket.resolution_due_at = route.resolution_due_at
     ticket.escalation_level = 0
@@ -166,19 +183,19 @@ def _arm_escalation(ticket: Ticket, router: Router) -> None:
     ticket.next_escalation_at = steps[ticket.escalation_level][0] if ticket.escalation_level < len(steps) else None
 
 
-async def _find_customer(session: AsyncSession, draft: TicketDraft) -> Customer | None:
+async def _find_customer(session: AsyncSession, draft: TicketDraft) -> Any:
+    """The account a ticket is about: by account number, else by a phone that only one account has."""
+    columns = select(Customer.id, Customer.account_number, Customer.name, Customer.address)
     if draft.account_number:
-        customer = (await session.execute(
-            select(Customer).where(Customer.account_number == draft.account_number))).scalar_one_or_none()
-        if customer is None:
+        row = (await session.execute(columns.where(Customer.account_number == draft.account_number))).first()
+        if row is None:
             raise TicketError(f"unknown account number {draft.account_number!r}", "unknown_account")
-        return customer
+        return row
     if draft.phone:
-        matches = (await session.execute(
-            select(Customer).join(CustomerPhone).where(CustomerPhone.phone == draft.phone).limit(2)
-        )).scalars().all()
-        if len(matches) == 1:
-            return matches[0]
+        rows = (await session.execute(
+            columns.join(CustomerPhone).where(CustomerPhone.phone == draft.phone).limit(2))).all()
+        if len(rows) == 1:
+            return rows[0]
     return None
 
 
@@ -370,8 +387,7 @@ async def _escalation_recipients(session: AsyncSession, router: Router, ticket: 
         elif who == "assignee":
             staff_id = ticket.assignee_id
         elif who == "manager":
-            dept = await _department(session, router.spec.escalation.manager_department)
-            staff_id = dept.supervisor_id
+            _, staff_id = await _department(session, router.spec.escalation.manager_department)
         if staff_id is not None and staff_id not in recipients:
             recipients.append(staff_id)
     return recipients

@@ -1,0 +1,170 @@
+"""Fixtures: a migrated store on SQLite (always) and PostgreSQL (when configured).
+
+Set HOTLINE_TEST_DATABASE_URL (e.g. postgresql://postgres@127.0.0.1:5432/test)
+to run every store test on PostgreSQL as well; .ci/run does.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import text
+
+from hotline.actors import Actor
+from hotline.app import create_app
+from hotline.config import Config
+from hotline.context import AppContext, build_context
+from hotline.departments import sync_departments
+from hotline.staff import upsert_staff
+from models import Base
+from models.db import create_engine
+from models.migrate import upgrade
+
+PG_URL = os.environ.get("HOTLINE_TEST_DATABASE_URL", "")
+BACKENDS = ["sqlite"] + (["postgresql"] if PG_URL else [])
+SERVICE_TOKEN = "test-service-token"
+PASSWORD = "correct horse battery"
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+
+
+class Clock:
+    """A settable clock so tests can cross holidays and deadlines."""
+
+    def __init__(self, now: dt.datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> dt.datetime:
+        self.now += dt.timedelta(**kwargs)
+        return self.now
+
+
+def local(*args: int) -> dt.datetime:
+    """A moment given in Beijing time."""
+    return dt.datetime(*args, tzinfo=SHANGHAI).astimezone(dt.timezone.utc)
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "hotline.db"
+    upgrade(f"sqlite+aiosqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_migrated() -> str:
+    import asyncio
+
+    async def reset() -> None:
+        engine = create_engine(PG_URL)
+        async with engine.begin() as conn:
+            await conn.execute(text("DROP SCHEMA public CASCADE"))
+            await conn.execute(text("CREATE SCHEMA public"))
+        await engine.dispose()
+
+    asyncio.run(reset())
+    upgrade(PG_URL)
+    return PG_URL
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path / "hotline.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite+aiosqlite:///{path}"
+    else:
+        url = request.getfixturevalue("pg_migrated")
+        yield url
+        import asyncio
+
+        async def truncate() -> None:
+            engine = create_engine(url)
+            async with engine.begin() as conn:
+                tables = ", ".join(t.name for t in Base.metadata.sorted_tables)
+                await conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+            await engine.dispose()
+
+        asyncio.run(truncate())
+
+
+@pytest.fixture
+def clock() -> Clock:
+    # A Thursday morning before the 2026 National Day holiday.
+    return Clock(local(2026, 9, 24, 9, 0))
+
+
+@pytest.fixture
+def config(db_url: str, tmp_path: Path) -> Config:
+    cfg = Config()
+    cfg.database.url = db_url
+    cfg.service.var_dir = str(tmp_path / "var")
+    cfg.api.service_token = SERVICE_TOKEN
+    cfg.escalation.enabled = False  # tests drive the sweep themselves
+    return cfg
+
+
+@pytest_asyncio.fixture
+async def ctx(config: Config, clock: Clock) -> AsyncIterator[AppContext]:
+    context = build_context(config, clock)
+    async with context.sessions.begin() as session:
+        await sync_departments(session, context.router)
+    yield context
+    await context.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def password_hash() -> str:
+    from hotline.auth.passwords import hash_password_sync
+    return hash_password_sync(PASSWORD)
+
+
+@pytest_asyncio.fixture
+async def staff(ctx: AppContext, password_hash: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Actor]:
+    """One staff member per role, plus the supervisors the routing file names."""
+    from hotline import staff as staff_module
+    from hotline.auth.sessions import actor_for
+
+    async def cached_hash(password: str) -> str:  # scrypt once per run, not per member
+        return password_hash if password == PASSWORD else await staff_module_hash(password)
+
+    staff_module_hash = staff_module.hash_password
+    monkeypatch.setattr(staff_module, "hash_password", cached_hash)
+    people = [
+        ("agent1", "agent", "customer_service"), ("sup", "supervisor", "customer_service"),
+        ("admin", "admin", None), ("crew", "department", "network_repair"),
+        ("meterman", "department", "meter"), ("sun.repair", "supervisor", "network_repair"),
+        ("qian.manager", "supervisor", "cs_management"), ("zhao.supervisor", "supervisor", "customer_service"),
+    ]
+    actors = {}
+    async with ctx.sessions.begin() as session:
+        for username, role, dept in people:
+            member = await upsert_staff(session, username, PASSWORD, role, username, dept)
+            actors[username] = actor_for(member)
+        await sync_departments(session, ctx.router)
+    return actors
+
+
+@pytest_asyncio.fixture
+async def client(ctx: AppContext, staff: dict[str, Actor]) -> AsyncIterator[TestClient]:
+    app = create_app(ctx)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+async def login(client: TestClient, username: str) -> dict[str, str]:
+    """Sign in and return the headers a browser would send (CSRF token)."""
+    resp = await client.post("/api/auth/login", json={"username": username, "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+    return {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+
+
+SERVICE = {"Authorization": f"Bearer {SERVICE_TOKEN}"}

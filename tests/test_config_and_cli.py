@@ -1,0 +1,106 @@
+"""Configuration overrides and the admin commands of run_hotline.py."""
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hotline.config import ROOT, ConfigError, load_config
+
+
+def test_environment_overrides_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "hotline.toml"
+    path.write_text('[http]\nport = 9000\n[wechat]\ntoken = "from-file"\n', encoding="utf-8")
+    cfg = load_config(path, environ={"HOTLINE_HTTP_PORT": "9100", "HOTLINE_WECHAT_API_BASE_URL": "http://127.0.0.1:1",
+                                     "HOTLINE_ESCALATION_ENABLED": "false"})
+    assert cfg.http.port == 9100
+    assert cfg.wechat.token == "from-file"
+    assert cfg.wechat.api_base_url == "http://127.0.0.1:1"
+    assert cfg.escalation.enabled is False
+    assert cfg.database_url.startswith("sqlite+aiosqlite:///") and cfg.database_url.endswith("var/hotline.db")
+
+
+@pytest.mark.parametrize(("text", "env", "message"), [
+    ("[http]\nport = 'x'\n", {}, "expected int"),
+    ("[http]\nbogus = 1\n", {}, "unknown setting"),
+    ("[http\n", {}, "hotline.toml"),
+    ("", {"HOTLINE_HTTP_PORT": "eighty"}, "HOTLINE_HTTP_PORT"),
+])
+def test_bad_configuration_is_named(tmp_path: Path, text: str, env: dict, message: str) -> None:
+    path = tmp_path / "hotline.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path, environ=env)
+
+
+def test_the_committed_example_configuration_loads() -> None:
+    cfg = load_config(ROOT / "hotline.toml", environ={})
+    assert cfg.http.port == 8080 and cfg.sip.port == 5060
+
+
+def _run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env["HOTLINE_SERVICE_VAR_DIR"] = str(tmp_path / "var")
+    return subprocess.run([sys.executable, str(ROOT / "run_hotline.py"), *args], input=stdin, text=True,
+                          capture_output=True, env=env, cwd=tmp_path, timeout=120)
+
+
+def test_migrate_seed_and_adduser(tmp_path: Path) -> None:
+    assert "HOTLINE_DATABASE_URL" in _run(["--help"], tmp_path).stdout
+    result = _run(["migrate"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    result = _run(["seed-demo", "--accounts", "40"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "40 accounts" in result.stdout
+    assert "already present" in _run(["seed-demo"], tmp_path).stdout  # idempotent
+
+    result = _run(["adduser", "xiaomei", "--role", "agent", "--department", "customer_service"], tmp_path,
+                  stdin="a long password\n")
+    assert result.returncode == 0, result.stderr
+    short = _run(["adduser", "x", "--role", "agent"], tmp_path, stdin="short\n")
+    assert short.returncode == 2 and "at least 8" in short.stderr
+
+    db = sqlite3.connect(tmp_path / "var" / "hotline.db")
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert db.execute("SELECT count(*) FROM customers").fetchone()[0] == 40
+        assert db.execute("SELECT count(*) FROM bills").fetchone()[0] == 40 * 12
+        role, hashed = db.execute("SELECT role, password_hash FROM staff WHERE username='xiaomei'").fetchone()
+        assert role == "agent" and hashed.startswith("scrypt$") and "a long password" not in hashed
+        supervisor = db.execute("SELECT s.username FROM departments d JOIN staff s ON s.id = d.supervisor_id "
+                                "WHERE d.code='network_repair'").fetchone()[0]
+        assert supervisor == "sun.repair"
+    finally:
+        db.close()
+
+
+def test_serve_starts_and_reports_health(tmp_path: Path) -> None:
+    import socket
+    import time
+    import urllib.request
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(HOTLINE_SERVICE_VAR_DIR=str(tmp_path / "var"), HOTLINE_HTTP_PORT=str(port))
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_hotline.py")], env=env, cwd=tmp_path,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as resp:
+                    health = json.load(resp)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("service did not start")
+        assert health["components"]["database"]["up"] is True
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
