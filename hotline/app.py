@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator
 
 from aiohttp import web
@@ -11,6 +12,8 @@ from aiohttp import web
 from hotline.api import auth_views, customers, records, tickets  # noqa: F401  (routes register on import)
 from hotline.api.middleware import errors_middleware, guard
 from hotline.api.openapi import openapi_view
+from hotline.bot.client import RasaClient
+from hotline.bot.processes import BotProcesses
 from hotline.api.registry import CTX, ROUTES
 from hotline.context import AppContext
 from hotline.departments import sync_departments
@@ -29,7 +32,33 @@ def create_app(ctx: AppContext) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi_view)
     app.router.add_get("/healthz", healthz)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_bot)
     return app
+
+
+async def _bot(app: web.Application) -> AsyncIterator[None]:
+    """Connect to the Rasa server, starting it (and the action server) when no URL is configured."""
+    ctx = app[CTX]
+    cfg = ctx.config
+    processes: BotProcesses | None = None
+    if cfg.bot.enabled:
+        if not cfg.api.service_token:
+            cfg.api.service_token = secrets.token_urlsafe(32)  # known only to this process and its children
+        url, actions = cfg.bot.rasa_url, cfg.bot.actions_url
+        if not url:
+            processes = BotProcesses(cfg, cfg.api.service_token)
+            try:
+                await processes.start()
+            except OSError as exc:
+                log.error("bot not started: %s", exc)
+            url, actions = processes.rasa_url, actions or processes.actions_url
+        ctx.bot = RasaClient(url, cfg.bot.timeout_seconds, actions or None)
+        ctx.health_checks["bot"] = ctx.bot.status
+    yield
+    if ctx.bot is not None:
+        await ctx.bot.close()
+    if processes is not None:
+        await processes.stop()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -59,9 +59,14 @@ class SipConfig:
 
 @dataclasses.dataclass
 class BotConfig:
-    # Empty URLs mean run_hotline.py starts the Rasa and action servers itself.
+    # Empty URLs mean run_hotline.py starts the Rasa and action servers itself,
+    # on these ports of 127.0.0.1.
     rasa_url: str = ""
     actions_url: str = ""
+    rasa_port: int = 5005
+    actions_port: int = 5055
+    enabled: bool = True
+    timeout_seconds: float = 4.0
 
 
 @dataclasses.dataclass

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hotline.bot.client import RasaClient
 from hotline.config import Config
 from hotline.events import EventBus
 from hotline.tickets.calendar import load_calendar
@@ -25,6 +26,7 @@ class AppContext:
     router: Router
     bus: EventBus
     clock: Callable[[], dt.datetime] = utcnow
+    bot: RasaClient | None = None
     # Components report here for /healthz: name -> callable returning (up, detail).
     health_checks: dict[str, Callable[[], Any]] = field(default_factory=dict)
 

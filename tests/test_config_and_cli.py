@@ -87,7 +87,8 @@ def test_serve_starts_and_reports_health(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(HOTLINE_SERVICE_VAR_DIR=str(tmp_path / "var"), HOTLINE_HTTP_PORT=str(port))
+    env.update(HOTLINE_SERVICE_VAR_DIR=str(tmp_path / "var"), HOTLINE_HTTP_PORT=str(port),
+               HOTLINE_BOT_ENABLED="false")
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_hotline.py")], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

@@ -85,6 +85,7 @@ def ticket_json(ctx: AppContext, ticket: Ticket, depts: dict[int, Department], s
     dept = depts.get(ticket.department_id)
     assignee, supervisor = staff.get(ticket.assignee_id or 0), staff.get(ticket.supervisor_id or 0)
     bt = ctx.router.spec.business_types.get(ticket.business_type)
+    limits = (bt.limits.get(ticket.priority) or bt.limits["normal"]) if bt else None  # type: ignore[call-overload]
     return {
         "number": ticket.number, "category": ticket.category, "business_type": ticket.business_type,
         "business_type_name": bt.name if bt else ticket.business_type, "priority": ticket.priority,
@@ -106,6 +107,9 @@ def ticket_json(ctx: AppContext, ticket: Ticket, depts: dict[int, Department], s
         "satisfaction": ticket.satisfaction, "reopen_count": ticket.reopen_count,
         "escalation_level": ticket.escalation_level,
         "overdue": ticket.status in OPEN_STATUSES and ticket.resolution_due_at < now,
+        # The limits as a resident hears them, e.g. "4小时" / "5个工作日" / "当日".
+        "response_limit_text": limits.response.describe() if limits else None,
+        "resolution_limit_text": limits.resolution.describe() if limits else None,
     }
 
 

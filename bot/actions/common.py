@@ -1,0 +1,66 @@
+"""What the actions share: the channel's metadata, the handoff signal, phone and account checks."""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+ACCOUNT_RE = re.compile(r"(?<![0-9])([0-9]{10})(?![0-9])")
+PHONE_RE = re.compile(r"(?<![0-9])(1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8})(?![0-9])")
+TICKET_RE = re.compile(r"[Gg][Dd][0-9]{8}-[0-9]{4,7}")
+
+
+def metadata(tracker: Tracker) -> dict[str, Any]:
+    """What the hotline sends with every message: channel, conversation_id, maybe phone and location."""
+    for event in reversed(tracker.events):
+        if event.get("event") == "user":
+            return event.get("metadata") or {}
+    return {}
+
+
+def channel(tracker: Tracker) -> str:
+    value = metadata(tracker).get("channel")
+    return value if value in ("wechat", "web", "phone") else "web"
+
+
+def user_texts(tracker: Tracker, since_action: str | None = None) -> str:
+    """Everything the resident wrote (since a form started), for keyword matching and descriptions."""
+    texts: list[str] = []
+    for event in reversed(tracker.events):
+        if since_action and event.get("event") == "action" and event.get("name") == since_action:
+            break
+        if event.get("event") == "user" and event.get("text") and not event["text"].startswith("/"):
+            texts.append(event["text"])
+    return "；".join(reversed(texts))
+
+
+def find_phone(text: str) -> str | None:
+    match = PHONE_RE.search(text.replace(" ", ""))
+    return match.group(1).replace("-", "") if match else None
+
+
+def find_account(text: str) -> str | None:
+    match = ACCOUNT_RE.search(text.replace(" ", ""))
+    return match.group(1) if match else None
+
+
+def handoff(dispatcher: CollectingDispatcher, reason: str, text: str, category: str | None = None) -> None:
+    """The one documented signal to the channels: a custom payload with handoff=true.
+
+    The bot never pretends to be a person; the channel moves the conversation
+    to the agents' queue when it sees this payload.
+    """
+    dispatcher.utter_message(text=text)
+    dispatcher.utter_message(json_message={"handoff": True, "reason": reason, "category": category})
+
+
+def api_down(dispatcher: CollectingDispatcher, category: str | None = None) -> None:
+    handoff(dispatcher, "api_unavailable",
+            "抱歉，业务系统暂时无法处理您的请求，我已为您转接人工客服，请稍候；您刚才说的内容都已记录。",
+            category)
+
+
+def mask_name(name: str) -> str:
+    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""

@@ -1,0 +1,1 @@
+"""The service's side of the Rasa bot: its client, and the processes run_hotline.py starts."""

@@ -1,0 +1,189 @@
+"""The bot end to end: run_hotline.py starts Rasa and the action server, which use the real API.
+
+One service process (SQLite, demo accounts) for the whole module; residents'
+conversations go to Rasa's REST channel exactly as the channels send them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hotline.bot.client import parse_reply
+from hotline.config import ROOT
+
+MODEL = ROOT / "bot" / "models" / "hotline.tar.gz"
+TOKEN = "bot-test-token"
+pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="no trained model: run scripts/setup.sh")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stack:
+    def __init__(self, http: int, rasa: int, proc: subprocess.Popen[str]) -> None:
+        self.http, self.rasa, self.proc = http, rasa, proc
+
+    def api(self, path: str) -> Any:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http}{path}",
+                                     headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.load(resp)
+
+    def say(self, sender: str, text: str, **metadata: Any):
+        body = json.dumps({"sender": sender, "message": text,
+                           "metadata": {"channel": "wechat", **metadata}}).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.rasa}/webhooks/rest/webhook", data=body,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            reply = parse_reply(json.load(resp))
+        reply.text = "\n".join(reply.texts)  # type: ignore[attr-defined]
+        return reply
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    var = tmp_path_factory.mktemp("bot-stack")
+    http, rasa, actions = _free_port(), _free_port(), _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(HOTLINE_SERVICE_VAR_DIR=str(var), HOTLINE_HTTP_PORT=str(http), HOTLINE_BOT_RASA_PORT=str(rasa),
+               HOTLINE_BOT_ACTIONS_PORT=str(actions), HOTLINE_API_SERVICE_TOKEN=TOKEN,
+               HOTLINE_ESCALATION_ENABLED="false", HOTLINE_SIP_ENABLED="false")
+    run = [sys.executable, str(ROOT / "run_hotline.py")]
+    subprocess.run(run + ["seed-demo", "--accounts", "30"], env=env, check=True, capture_output=True, timeout=120)
+    proc = subprocess.Popen(run + ["serve"], env=env, stdout=open(var / "serve.log", "w"), stderr=subprocess.STDOUT,
+                            text=True)
+    stack = Stack(http, rasa, proc)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                health = stack.api("/healthz")
+                if health["components"]["bot"].get("up"):
+                    break
+            except (urllib.error.URLError, ConnectionError, KeyError):
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError("the bot did not come up:\n" + (var / "serve.log").read_text()[-4000:])
+            time.sleep(1)
+        yield stack
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def _ticket_number(text: str) -> str:
+    import re
+    match = re.search(r"GD\d{8}-\d{4,}", text)
+    assert match, text
+    return match.group(0)
+
+
+def test_health_reports_the_bot_up(stack: Stack) -> None:
+    bot = stack.api("/healthz")["components"]["bot"]
+    assert bot["up"] is True and bot["actions"] is True
+
+
+def test_burst_main_report_becomes_an_urgent_ticket(stack: Stack) -> None:
+    first = stack.say("r1", "路边水管爆了，水哗哗往外冒，路都淹了")
+    assert "地址" in first.text
+    assert "电话" in stack.say("r1", "中山东路幸福家园3号楼门口").text
+    done = stack.say("r1", "13812345678")
+    assert "紧急" in done.text and "30分钟" in done.text
+    ticket = stack.api(f"/api/tickets/{_ticket_number(done.text)}")
+    assert ticket["business_type"] == "burst_main" and ticket["priority"] == "urgent"
+    assert ticket["channel"] == "wechat" and ticket["contact_phone"] == "13812345678"
+    assert ticket["address"] == "中山东路幸福家园3号楼门口"
+    assert "爆" in ticket["description"]
+
+
+def test_repair_with_an_account_number_uses_the_account_address(stack: Stack) -> None:
+    stack.say("r2", "家里水表不走了")
+    stack.say("r2", "我的户号是3100000007")
+    done = stack.say("r2", "电话13900001111")
+    ticket = stack.api(f"/api/tickets/{_ticket_number(done.text)}")
+    assert ticket["account_number"] == "3100000007" and ticket["business_type"] == "meter_fault"
+    assert ticket["address"].startswith("定州市")
+    assert ticket["department"] == "meter"
+
+
+def test_an_unknown_account_number_is_asked_again(stack: Stack) -> None:
+    stack.say("r3", "帮我查一下水费")
+    reply = stack.say("r3", "3199999999")
+    assert "没有找到户号" in reply.text
+
+
+def test_billing_answers_from_the_store(stack: Stack) -> None:
+    stack.say("b1", "查询欠费")
+    reply = stack.say("b1", "3100000003")
+    balance = stack.api("/api/customers/3100000003/balance")
+    assert "户号 3100000003" in reply.text
+    if balance["arrears_fen"]:
+        assert f"欠费 {balance['arrears']} 元" in reply.text
+    else:
+        assert "没有欠费" in reply.text
+    assert f"预存余额 {balance['balance']} 元" in reply.text
+    latest = balance["bills"][0]
+    assert f"用水 {latest['volume_m3']} 吨" in reply.text
+
+
+def test_inquiries_are_answered_from_the_knowledge_base_and_outages(stack: Stack) -> None:
+    assert "身份证" in stack.say("i1", "二手房过户需要带什么材料").text
+    outage = stack.say("i2", "最近有没有停水通知")
+    assert "中山东路主管道改造计划停水" in outage.text
+
+
+def test_ticket_status_from_the_store(stack: Stack) -> None:
+    done = stack.say("s0", "我要投诉，抢修师傅态度很差")
+    if "电话" in done.text:
+        done = stack.say("s0", "13700001234")
+    number = _ticket_number(done.text)
+    reply = stack.say("s1", f"工单{number}到哪一步了")
+    assert number in reply.text and "待派单" in reply.text
+
+
+def test_asking_for_a_person_signals_handoff(stack: Stack) -> None:
+    reply = stack.say("h1", "我要转人工客服")
+    assert reply.handoff and reply.handoff_reason == "requested"
+    assert "人工" in reply.text
+
+
+def test_two_misunderstandings_in_a_row_hand_off(stack: Stack) -> None:
+    first = stack.say("f1", "阿巴阿巴咕噜咕噜")
+    assert not first.handoff and "没有理解" in first.text
+    second = stack.say("f1", "嘀嘀嘀嘟嘟嘟")
+    assert second.handoff and second.handoff_reason == "fallback"
+
+
+def test_an_angry_complaint_gets_a_ticket_and_a_person(stack: Stack) -> None:
+    stack.say("a1", "气死我了，停水三天了都没人管，什么破公司")
+    reply = stack.say("a1", "13655556666")
+    assert "GD" in reply.text and reply.handoff and reply.handoff_reason == "angry"
+
+
+def test_the_bot_says_honestly_when_the_api_is_down(stack: Stack) -> None:
+    stack.proc.send_signal(signal.SIGSTOP)  # the hotline API stops answering; Rasa keeps running
+    try:
+        stack.say("d1", "查水费")
+        reply = stack.say("d1", "3100000004")
+    finally:
+        stack.proc.send_signal(signal.SIGCONT)
+    assert reply.handoff and reply.handoff_reason == "api_unavailable"
+    assert "暂时无法" in reply.text
