@@ -10,10 +10,10 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import hotline_api, knowledge
-from actions.common import api_down, channel, handoff, mask_name, metadata, user_texts
+from actions.common import api_down, channel, find_account, handoff, mask_name, metadata, user_texts
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-RESET_AFTER_TICKET = ["problem", "address", "angry"]
+RESET_AFTER_TICKET = ["problem", "address"]
 
 
 def _local(iso: str | None) -> str:
@@ -32,7 +32,7 @@ def _ticket_payload(tracker: Tracker, category: str, description: str, **extra: 
     if tracker.get_slot("account_number"):
         payload["account_number"] = tracker.get_slot("account_number")
     address = tracker.get_slot("address") or meta.get("address")
-    if address:
+    if address and not find_account(address):  # "我的户号是…" is not an address
         payload["address"] = address
     for key in ("latitude", "longitude"):
         if meta.get(key) is not None:
@@ -77,7 +77,7 @@ class ActionCreateComplaintTicket(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
         words = user_texts(tracker, since_action="complaint_form") or (tracker.get_slot("problem") or "")
         problem = tracker.get_slot("problem") or words
-        angry = bool(tracker.get_slot("angry"))
+        angry = knowledge.is_angry(words)
         business_type = knowledge.business_type("complaint", words) or "complaint_service"
         try:
             ticket = await hotline_api.create_ticket(_ticket_payload(

@@ -51,7 +51,8 @@ class ValidateRepairForm(FormValidationAction):
                              tracker: Tracker, domain: DomainDict) -> list[str]:
         slots = list(domain_slots)
         if tracker.get_slot("account_number") and "address" in slots:
-            slots.remove("address")  # the account's address will do
+            # The account's address will do; listing the account makes it validated.
+            slots[slots.index("address")] = "account_number"
         if metadata(tracker).get("phone") and "phone" in slots:
             slots.remove("phone")
         return slots
@@ -73,7 +74,11 @@ class ValidateRepairForm(FormValidationAction):
 
     async def validate_account_number(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                       domain: DomainDict) -> dict[str, Any]:
-        return {"account_number": await _check_account(value, dispatcher)}
+        result: dict[str, Any] = {"account_number": await _check_account(value, dispatcher)}
+        # "我的户号是…" answered to the address question also landed in `address`.
+        if find_account(str(tracker.get_slot("address") or "")):
+            result["address"] = None
+        return result
 
     def validate_phone(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                        domain: DomainDict) -> dict[str, Any]:

@@ -27,6 +27,10 @@ def is_urgent(text: str) -> bool:
     return any(word in text for word in _load("business_types.yml")["urgent_keywords"])
 
 
+def is_angry(text: str) -> bool:
+    return any(word in text for word in _load("business_types.yml")["anger_keywords"])
+
+
 def faq_topic(text: str) -> dict[str, Any] | None:
     for topic in _load("faq.yml")["topics"]:
         if any(word in text for word in topic["keywords"]):
