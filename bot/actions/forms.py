@@ -53,7 +53,10 @@ class ValidateRepairForm(FormValidationAction):
         if tracker.get_slot("account_number") and "address" in slots:
             # The account's address will do; listing the account makes it validated.
             slots[slots.index("address")] = "account_number"
-        if metadata(tracker).get("phone") and "phone" in slots:
+        meta = metadata(tracker)
+        if (meta.get("address") or meta.get("latitude") is not None) and "address" in slots:
+            slots.remove("address")  # a WeChat location was sent with the message
+        if meta.get("phone") and "phone" in slots:
             slots.remove("phone")
         return slots
 

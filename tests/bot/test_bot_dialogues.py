@@ -124,6 +124,16 @@ def test_repair_with_an_account_number_uses_the_account_address(stack: Stack) ->
     assert ticket["department"] == "meter"
 
 
+def test_a_wechat_location_fills_the_address(stack: Stack) -> None:
+    location = {"address": "定州市建设路16号", "latitude": 38.516, "longitude": 114.99}
+    asked = stack.say("l1", "楼下水管漏水了", **location)
+    assert "电话" in asked.text and "地址" not in asked.text
+    done = stack.say("l1", "13512345678", **location)
+    ticket = stack.api(f"/api/tickets/{_ticket_number(done.text)}")
+    assert ticket["address"] == "定州市建设路16号" and ticket["latitude"] == 38.516
+    assert ticket["business_type"] == "leak"
+
+
 def test_an_unknown_account_number_is_asked_again(stack: Stack) -> None:
     stack.say("r3", "帮我查一下水费")
     reply = stack.say("r3", "3199999999")
