@@ -35,7 +35,7 @@ def create_engine(url: str, echo: bool = False) -> AsyncEngine:
         url = "postgresql+asyncpg://" + url[len("postgresql://"):]
     kwargs: dict[str, Any] = {"echo": echo}
     if url.startswith("postgresql"):
-        kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
+        kwargs.update(pool_size=10, max_overflow=10, pool_recycle=1800)
     engine = create_async_engine(url, **kwargs)
     if engine.dialect.name == "sqlite":
         sqlite_driver.install()
