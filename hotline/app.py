@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hotline.api import auth_views, customers, records, tickets  # noqa: F401  (routes register on import)
+from hotline.api import auth_views, conversation_actions, customers, records, tickets  # noqa: F401  (routes register on import)
 from hotline.api.middleware import errors_middleware, guard
 from hotline.api.openapi import openapi_view
 from hotline.bot.client import RasaClient
 from hotline.bot.processes import BotProcesses
+from hotline.channels.webchat import channel as webchat
 from hotline.api.registry import CTX, ROUTES
 from hotline.context import AppContext
 from hotline.departments import sync_departments
@@ -31,6 +32,7 @@ def create_app(ctx: AppContext) -> web.Application:
         app.router.add_route(spec.method, spec.path, guard(spec.handler, spec.roles))
     app.router.add_get("/api/openapi.json", openapi_view)
     app.router.add_get("/healthz", healthz)
+    webchat.setup(app)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_bot)
     return app

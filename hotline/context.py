@@ -27,6 +27,7 @@ class AppContext:
     bus: EventBus
     clock: Callable[[], dt.datetime] = utcnow
     bot: RasaClient | None = None
+    channels: dict[str, Any] = field(default_factory=dict)  # name -> hotline.channels.base.Channel
     # Components report here for /healthz: name -> callable returning (up, detail).
     health_checks: dict[str, Callable[[], Any]] = field(default_factory=dict)
 

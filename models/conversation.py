@@ -31,7 +31,10 @@ class Conversation(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     waiting_since: Mapped[dt.datetime | None]
     closed_at: Mapped[dt.datetime | None]
+    # Set on close: the resident's next message of 1-5 is taken as the rating (满意度).
+    rating_requested_at: Mapped[dt.datetime | None]
     satisfaction: Mapped[int | None]
+    handoff_reason: Mapped[str | None] = mapped_column(String(30))
 
 
 class Message(Base):

@@ -1,0 +1,1 @@
+"""Channels residents write on. Each folder is one channel behind the Channel interface."""

@@ -1,0 +1,128 @@
+"""Web chat channel: residents' browsers connected over WebSocket.
+
+A browser keeps a random client id in localStorage; the id is the
+conversation's external user, so a reload or a dropped connection resumes the
+same conversation and its history.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+from sqlalchemy import select
+
+from hotline.api.registry import CTX
+from hotline.channels.base import Delivery
+from hotline.conversations import service
+from models import Conversation, Message
+
+log = logging.getLogger(__name__)
+
+CLIENT_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+MAX_TEXT = 2000
+PAGE = Path(__file__).resolve().parent / "chat.html"
+
+
+def message_json(msg: Message) -> dict[str, Any]:
+    return {"type": "message", "id": msg.id, "sender": msg.sender_kind, "text": msg.text,
+            "at": msg.created_at.isoformat()}
+
+
+class WebChatChannel:
+    name = "web"
+
+    def __init__(self) -> None:
+        self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+
+    async def deliver(self, conversation: Conversation, message: Message) -> Delivery:
+        sockets = list(self.sockets.get(conversation.external_user, ()))
+        sent = 0
+        for ws in sockets:
+            try:
+                await ws.send_json(message_json(message))
+                sent += 1
+            except (ConnectionError, RuntimeError):
+                self.sockets[conversation.external_user].discard(ws)
+        return Delivery("delivered") if sent else Delivery("stored")
+
+    async def push_status(self, client: str, status: str, **extra: Any) -> None:
+        for ws in list(self.sockets.get(client, ())):
+            try:
+                await ws.send_json({"type": "status", "status": status, **extra})
+            except (ConnectionError, RuntimeError):
+                self.sockets[client].discard(ws)
+
+    def on_event(self, event: dict[str, Any]) -> None:
+        """Tell the resident's page when a person joins or the conversation changes hands."""
+        if event.get("channel") != self.name or not event["type"].startswith("conversation.") \
+                or event["type"] == "conversation.message":
+            return
+        extra = {"agent": event["agent_name"]} if "agent_name" in event else {}
+        asyncio.get_running_loop().create_task(self.push_status(event["external_user"], event["status"], **extra))
+
+
+async def chat_page(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(PAGE, headers={"Content-Type": "text/html; charset=utf-8",
+                                           "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline' 'self'; connect-src 'self'"})
+
+
+async def _history(request: web.Request, client: str) -> dict[str, Any]:
+    ctx = request.app[CTX]
+    async with ctx.readers() as session:
+        conv = (await session.execute(select(Conversation).where(
+            Conversation.channel == "web", Conversation.external_user == client)
+            .order_by(Conversation.id.desc()).limit(1))).scalar_one_or_none()
+        if conv is None:
+            return {"type": "history", "status": None, "messages": []}
+        messages = (await session.execute(select(Message).where(Message.conversation_id == conv.id)
+                                          .order_by(Message.id))).scalars().all()
+    return {"type": "history", "status": conv.status, "messages": [message_json(m) for m in messages]}
+
+
+async def chat_socket(request: web.Request) -> web.WebSocketResponse:
+    client = request.query.get("client", "")
+    if not CLIENT_RE.match(client):
+        raise web.HTTPBadRequest(text="client must be 8-64 letters, digits, - or _")
+    ctx = request.app[CTX]
+    channel: WebChatChannel = ctx.channels["web"]
+    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    channel.sockets[client].add(ws)
+    try:
+        await ws.send_json(await _history(request, client))
+        async for frame in ws:
+            if frame.type != WSMsgType.TEXT:
+                continue
+            try:
+                data = json.loads(frame.data)
+                text = str(data.get("text", "")).strip()
+                message_id = data.get("id")
+            except (ValueError, AttributeError):
+                await ws.send_json({"type": "error", "message": "消息格式不正确"})
+                continue
+            if not text or len(text) > MAX_TEXT:
+                await ws.send_json({"type": "error", "message": f"消息不能为空，且不超过{MAX_TEXT}字"})
+                continue
+            received = await service.receive(
+                ctx, "web", client, text,
+                channel_message_id=f"{client}:{message_id}" if isinstance(message_id, str) and message_id else None,
+                metadata={"channel": "web"})
+            await ws.send_json({"type": "ack", "id": message_id, "duplicate": received.duplicate})
+    finally:
+        channel.sockets[client].discard(ws)
+    return ws
+
+
+def setup(app: web.Application) -> None:
+    ctx = app[CTX]
+    channel = WebChatChannel()
+    ctx.channels["web"] = channel
+    ctx.bus.subscribe(channel.on_event)
+    app.router.add_get("/chat", chat_page)
+    app.router.add_get("/ws/chat", chat_socket)

@@ -1,0 +1,195 @@
+"""Conversations on the web chat: bot, handoff, agent, close and rating; nothing a resident sends is lost.
+
+The Rasa server here is a small HTTP stand-in on 127.0.0.1 so each test can make
+it answer, ask for a person, fail or hang; the real bot is exercised in tests/bot/.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest_asyncio
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+
+from hotline.app import create_app
+from hotline.bot.client import RasaClient
+from models import Conversation, Message
+from tests.conftest import login
+
+
+class FakeRasa:
+    def __init__(self) -> None:
+        self.mode = "echo"
+        self.received: list[dict[str, Any]] = []
+
+    async def webhook(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(body)
+        if self.mode == "error":
+            return web.json_response({"error": "boom"}, status=500)
+        if self.mode == "slow":
+            await asyncio.sleep(5)
+        if self.mode == "handoff":
+            return web.json_response([{"recipient_id": body["sender"], "text": "好的，正在为您转接人工客服。"},
+                                      {"recipient_id": body["sender"],
+                                       "custom": {"handoff": True, "reason": "requested", "category": "repair"}}])
+        return web.json_response([{"recipient_id": body["sender"], "text": f"收到：{body['message']}"}])
+
+
+@pytest_asyncio.fixture
+async def chat(ctx, staff) -> AsyncIterator[tuple[TestClient, FakeRasa]]:
+    fake = FakeRasa()
+    rasa_app = web.Application()
+    rasa_app.router.add_post("/webhooks/rest/webhook", fake.webhook)
+    async with TestServer(rasa_app) as rasa_server:
+        ctx.bot = RasaClient(str(rasa_server.make_url("/")), timeout=1.0)
+        async with TestClient(TestServer(create_app(ctx))) as client:
+            yield client, fake
+
+
+async def _recv(ws, kind: str) -> dict[str, Any]:
+    while True:
+        data = await asyncio.wait_for(ws.receive_json(), timeout=5)
+        if data["type"] == kind:
+            return data
+
+
+async def _status(ws, status: str) -> dict[str, Any]:
+    while (data := await _recv(ws, "status"))["status"] != status:
+        pass
+    return data
+
+
+async def _messages(ctx) -> list[tuple[str, str]]:
+    async with ctx.readers() as session:
+        rows = (await session.execute(select(Message.sender_kind, Message.text).order_by(Message.id))).all()
+    return [(k, t) for k, t in rows]
+
+
+async def _conversation(ctx) -> Conversation:
+    async with ctx.readers() as session:
+        return (await session.execute(select(Conversation).order_by(Conversation.id.desc()))).scalars().first()
+
+
+async def test_the_bot_answers_and_everything_is_stored(chat, ctx) -> None:
+    client, fake = chat
+    ws = await client.ws_connect("/ws/chat?client=resident-0001")
+    assert (await _recv(ws, "history"))["messages"] == []
+    await ws.send_json({"type": "message", "id": "m1", "text": "家里没水了"})
+    reply = await _recv(ws, "message")
+    assert reply == {**reply, "sender": "bot", "text": "收到：家里没水了"}
+    assert fake.received[0]["metadata"]["channel"] == "web"
+    assert isinstance(fake.received[0]["metadata"]["conversation_id"], int)
+    assert await _messages(ctx) == [("resident", "家里没水了"), ("bot", "收到：家里没水了")]
+    await ws.close()
+
+
+async def test_a_reload_resumes_the_conversation_and_a_resend_is_stored_once(chat, ctx) -> None:
+    client, _ = chat
+    ws = await client.ws_connect("/ws/chat?client=resident-0002")
+    await _recv(ws, "history")
+    await ws.send_json({"type": "message", "id": "m1", "text": "查水费"})
+    await _recv(ws, "message")
+    await ws.close()
+    again = await client.ws_connect("/ws/chat?client=resident-0002")
+    history = await _recv(again, "history")
+    assert [m["text"] for m in history["messages"]] == ["查水费", "收到：查水费"]
+    await again.send_json({"type": "message", "id": "m1", "text": "查水费"})  # the page resends after a drop
+    assert (await _recv(again, "ack"))["duplicate"] is True
+    assert len(await _messages(ctx)) == 2
+
+
+async def test_handoff_take_over_reply_hand_back_close_and_rating(chat, ctx) -> None:
+    client, fake = chat
+    fake.mode = "handoff"
+    ws = await client.ws_connect("/ws/chat?client=resident-0003")
+    await _recv(ws, "history")
+    await ws.send_json({"type": "message", "id": "m1", "text": "转人工"})
+    await _status(ws, "waiting")
+    conv = await _conversation(ctx)
+    assert conv.status == "waiting" and conv.handoff_reason == "requested" and conv.bot_intent == "repair"
+
+    fake.mode = "echo"
+    await ws.send_json({"type": "message", "id": "m2", "text": "我家在建设路16号"})
+    await _recv(ws, "ack")
+    assert len(fake.received) == 1  # waiting: the bot no longer answers
+
+    headers = await login(client, "agent1")
+    resp = await client.post(f"/api/conversations/{conv.id}/take_over", headers=headers)
+    assert resp.status == 200
+    joined = await _status(ws, "agent")
+    assert joined["agent"] == "agent1"
+    resp = await client.post(f"/api/conversations/{conv.id}/reply", json={"text": "您好，我是客服，马上为您处理"},
+                             headers=headers)
+    assert (await resp.json())["delivery_status"] == "delivered"
+    while (msg := await _recv(ws, "message"))["sender"] != "agent":
+        pass
+    assert msg["text"] == "您好，我是客服，马上为您处理"
+
+    assert (await client.post(f"/api/conversations/{conv.id}/hand_back", headers=headers)).status == 200
+    await ws.send_json({"type": "message", "id": "m3", "text": "谢谢"})
+    while (msg := await _recv(ws, "message"))["sender"] != "bot":
+        pass
+    assert msg["text"] == "收到：谢谢"
+
+    assert (await client.post(f"/api/conversations/{conv.id}/close", headers=headers)).status == 200
+    while "打分" not in (await _recv(ws, "message"))["text"]:
+        pass
+    await ws.send_json({"type": "message", "id": "m4", "text": "5"})
+    assert (await _recv(ws, "message"))["text"] == "感谢您的评价！"
+    async with ctx.readers() as session:
+        assert (await session.get(Conversation, conv.id)).satisfaction == 5
+
+
+async def test_when_rasa_fails_or_hangs_the_message_reaches_a_person(chat, ctx) -> None:
+    client, fake = chat
+    for mode, user in (("error", "resident-0004"), ("slow", "resident-0005")):
+        fake.mode = mode
+        ws = await client.ws_connect(f"/ws/chat?client={user}")
+        await _recv(ws, "history")
+        await ws.send_json({"type": "message", "id": "m1", "text": "水管爆了快来人"})
+        notice = await _recv(ws, "message")
+        assert notice["sender"] == "system" and "人工客服" in notice["text"]
+        await ws.close()
+    async with ctx.readers() as session:
+        convs = (await session.execute(select(Conversation).order_by(Conversation.id))).scalars().all()
+    assert [(c.status, c.handoff_reason) for c in convs] == [("waiting", "bot_unavailable")] * 2
+    assert [t for k, t in await _messages(ctx) if k == "resident"] == ["水管爆了快来人"] * 2
+
+
+async def test_two_agents_race_for_one_conversation(chat, ctx, staff) -> None:
+    client, fake = chat
+    fake.mode = "handoff"
+    ws = await client.ws_connect("/ws/chat?client=resident-0006")
+    await _recv(ws, "history")
+    await ws.send_json({"type": "message", "id": "m1", "text": "人工"})
+    await _status(ws, "waiting")
+    conv = await _conversation(ctx)
+    from hotline.conversations import service
+    results = await asyncio.gather(service.take_over(ctx, conv.id, staff["agent1"]),
+                                   service.take_over(ctx, conv.id, staff["sup"]), return_exceptions=True)
+    errors = [r for r in results if isinstance(r, service.ConversationError)]
+    assert len(errors) == 1 and errors[0].status == 409
+    headers = await login(client, "agent1" if isinstance(results[1], Exception) else "sup")
+    ok = await client.post(f"/api/conversations/{conv.id}/reply", json={"text": "在的"}, headers=headers)
+    assert ok.status == 200
+
+
+async def test_bad_input_on_the_socket_is_refused_clearly(chat) -> None:
+    client, _ = chat
+    assert (await client.get("/ws/chat?client=x")).status == 400
+    ws = await client.ws_connect("/ws/chat?client=resident-0007")
+    await _recv(ws, "history")
+    await ws.send_str("not json")
+    assert (await _recv(ws, "error"))["message"] == "消息格式不正确"
+    await ws.send_json({"type": "message", "text": "长" * 2001})
+    assert "不超过" in (await _recv(ws, "error"))["message"]
+
+
+async def test_the_chat_page_escapes_resident_text(chat) -> None:
+    client, _ = chat
+    page = await (await client.get("/chat")).text()
+    assert "在线客服" in page and "textContent" in page and "innerHTML" not in page
