@@ -39,6 +39,7 @@ def conversation_json(c: Conversation) -> dict[str, Any]:
             "agent_id": c.agent_id, "bot_intent": c.bot_intent, "slots": c.slots,
             "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
             "waiting_since": _iso(c.waiting_since), "closed_at": _iso(c.closed_at),
+            "handoff_reason": c.handoff_reason,
             "satisfaction": c.satisfaction}
 
 

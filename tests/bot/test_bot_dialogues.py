@@ -197,3 +197,29 @@ def test_the_bot_says_honestly_when_the_api_is_down(stack: Stack) -> None:
         stack.proc.send_signal(signal.SIGCONT)
     assert reply.handoff and reply.handoff_reason == "api_unavailable"
     assert "暂时无法" in reply.text
+
+
+def test_the_web_chat_talks_to_the_real_bot(stack: Stack) -> None:
+    import asyncio
+
+    import aiohttp
+
+    async def talk() -> tuple[str, str]:
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(f"http://127.0.0.1:{stack.http}/ws/chat?client=webchat-e2e-1") as ws:
+                async def until(kind: str, check=lambda d: True) -> dict:
+                    while True:
+                        data = await asyncio.wait_for(ws.receive_json(), timeout=60)
+                        if data["type"] == kind and check(data):
+                            return data
+                await until("history")
+                await ws.send_json({"type": "message", "id": "w1", "text": "怎么办理过户"})
+                answer = await until("message", lambda d: d["sender"] == "bot")
+                await ws.send_json({"type": "message", "id": "w2", "text": "转人工客服"})
+                status = await until("status", lambda d: d["status"] == "waiting")
+                return answer["text"], status["status"]
+
+    answer, status = asyncio.run(talk())
+    assert "身份证" in answer and status == "waiting"
+    waiting = stack.api("/api/conversations?status=waiting")["items"]
+    assert any(c["external_user"] == "webchat-e2e-1" and c["handoff_reason"] == "requested" for c in waiting)
