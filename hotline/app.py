@@ -15,6 +15,7 @@ from hotline.api.openapi import openapi_view
 from hotline.bot.client import RasaClient
 from hotline.bot.processes import BotProcesses
 from hotline.channels.webchat import channel as webchat
+from hotline.channels.wechat import views as wechat
 from hotline.api.registry import CTX, ROUTES
 from hotline.context import AppContext
 from hotline.departments import sync_departments
@@ -33,6 +34,7 @@ def create_app(ctx: AppContext) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi_view)
     app.router.add_get("/healthz", healthz)
     webchat.setup(app)
+    wechat.setup(app)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_bot)
     return app

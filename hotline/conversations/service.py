@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
 from hotline.bot.client import BotUnavailable
+from hotline.channels.base import Delivery
 from hotline.context import AppContext
 from hotline.events import publish_on_commit
 from models import Conversation, Message
@@ -92,8 +93,13 @@ def _store(session: AsyncSession, conv: Conversation, *, direction: str, sender_
 
 async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: str = "text",
                   payload: dict[str, Any] | None = None, channel_message_id: str | None = None,
-                  metadata: dict[str, Any] | None = None) -> Received:
-    """Store a resident's message, then let whoever owns the conversation answer."""
+                  metadata: dict[str, Any] | None = None, remember: dict[str, Any] | None = None,
+                  to_bot: bool = True) -> Received:
+    """Store a resident's message, then let whoever owns the conversation answer.
+
+    `remember` is kept on the conversation (e.g. a WeChat location) and sent to
+    the bot with every later message; `to_bot=False` stores without asking it.
+    """
     now = ctx.clock()
     rated: Conversation | None = None
     try:
@@ -109,11 +115,13 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
                 rated, conv = pending, pending
             else:
                 conv = await _open_conversation(session, channel, user, now)
+                if remember:
+                    conv.slots = {**conv.slots, **remember}
                 msg = _store(session, conv, direction="in", sender_kind="resident", text=text, now=now, kind=kind,
                              payload=payload, channel_message_id=channel_message_id)
                 await session.flush()
                 _message_event(session, conv, msg)
-            status, conv_id, msg_id = conv.status, conv.id, msg.id
+            status, conv_id, msg_id, slots = conv.status, conv.id, msg.id, dict(conv.slots)
     except IntegrityError:
         # The channel's message id was stored already: a retried push (WeChat retries three times).
         async with ctx.readers() as session:
@@ -124,8 +132,8 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
         return Received(found[0], found[1], duplicate=True)
     if rated is not None:
         await send(ctx, conv_id, "system", TEXTS["rated"])
-    elif status == "bot":
-        await ask_bot(ctx, conv_id, text, metadata or {})
+    elif status == "bot" and to_bot:
+        await ask_bot(ctx, conv_id, text, {**slots, **(metadata or {})})
     return Received(conv_id, msg_id)
 
 
@@ -186,8 +194,13 @@ async def send(ctx: AppContext, conv_id: int, sender_kind: str, text: str, *, se
         delivery = await channel.deliver(conv, msg)
     except Exception as exc:  # a channel failure is recorded and shown to agents, never raised at the resident
         log.exception("delivery failed on %s", conv.channel)
-        from hotline.channels.base import Delivery
         delivery = Delivery("failed", str(exc)[:500])
+    await record_delivery(ctx, conv_id, msg, delivery)
+    return msg
+
+
+async def record_delivery(ctx: AppContext, conv_id: int, msg: Message, delivery: Delivery) -> None:
+    """How a delivery went; failures (e.g. WeChat's 48-hour window) become an event agents see."""
     async with ctx.sessions.begin() as session:
         await session.execute(update(Message).where(Message.id == msg.id).values(
             delivery_status=delivery.status, delivery_error=delivery.error))
@@ -196,7 +209,6 @@ async def send(ctx: AppContext, conv_id: int, sender_kind: str, text: str, *, se
             assert conv is not None
             _event(session, conv, "conversation.delivery_failed", message_id=msg.id, error=delivery.error)
     msg.delivery_status, msg.delivery_error = delivery.status, delivery.error
-    return msg
 
 
 async def take_over(ctx: AppContext, conv_id: int, agent: Actor) -> None:

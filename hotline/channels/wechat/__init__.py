@@ -1,0 +1,1 @@
+"""The WeChat official account: /wechat push endpoint and the customer-service message API."""

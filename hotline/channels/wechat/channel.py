@@ -1,0 +1,48 @@
+"""WeChat channel: passive replies inside WeChat's 5-second window, the customer-service API after it.
+
+While a push is being answered, the conversation has an open `PassiveReply`:
+messages delivered then are returned in the HTTP answer itself. When the
+window closes (or the push already answered), deliveries go through
+/cgi-bin/message/custom/send.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from hotline.channels.base import Delivery
+from hotline.channels.wechat.api import WeChatApi, WeChatApiError
+from models import Conversation, Message
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PassiveReply:
+    messages: list[Message] = field(default_factory=list)
+    open: bool = True
+
+
+class WeChatChannel:
+    name = "wechat"
+
+    def __init__(self, api: WeChatApi) -> None:
+        self.api = api
+        self.passive: dict[str, PassiveReply] = {}  # openid -> the push being answered now
+
+    async def deliver(self, conversation: Conversation, message: Message) -> Delivery:
+        waiting = self.passive.get(conversation.external_user)
+        if waiting is not None and waiting.open:
+            waiting.messages.append(message)
+            return Delivery("delivered")
+        return await self.send_via_api(conversation.external_user, message.text)
+
+    async def send_via_api(self, openid: str, text: str) -> Delivery:
+        try:
+            await self.api.send_text(openid, text)
+        except WeChatApiError as exc:
+            log.warning("WeChat customer-service message to %s failed: %s", openid, exc)
+            return Delivery("failed", f"{exc.code}: {exc.message}")
+        except (OSError, TimeoutError, ValueError) as exc:
+            return Delivery("failed", f"WeChat API unreachable: {exc}")
+        return Delivery("delivered")

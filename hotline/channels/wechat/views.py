@@ -1,0 +1,162 @@
+"""GET/POST /wechat: server verification and pushes in plaintext, compatible and safe (AES) mode."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+from xml.parsers.expat import ExpatError
+
+import yaml
+from aiohttp import web
+from wechatpy import parse_message
+from wechatpy.crypto import WeChatCrypto
+from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
+from wechatpy.replies import TextReply
+from wechatpy.utils import check_signature
+
+from hotline.api.registry import CTX
+from hotline.channels.wechat.api import WeChatApi
+from hotline.channels.wechat.channel import PassiveReply, WeChatChannel
+from hotline.conversations import service
+
+log = logging.getLogger(__name__)
+
+# WeChat gives up after 5 s; answer well before that, counting the network.
+PASSIVE_WINDOW = 4.0
+MENU = yaml.safe_load((Path(__file__).resolve().parents[3] / "config" / "wechat_menu.yml").read_text("utf-8"))
+WELCOME = ("感谢关注自来水公司！我是24小时智能客服，可以帮您：报修（漏水、停水、水压低、水质问题）、投诉、"
+           "查询水费欠费、了解过户报装等业务、查询工单进度。直接发文字、语音或位置给我即可；需要人工请回复“人工客服”。")
+VOICE_NOT_RECOGNISED = "抱歉，没能识别您的语音，请用文字再说一次。"
+IMAGE_RECEIVED = "图片已收到，已附在您的会话中，工作人员处理时会查看。"
+
+
+def _wechat(request: web.Request) -> tuple[WeChatChannel, Any]:
+    ctx = request.app[CTX]
+    channel = ctx.channels.get("wechat")
+    if channel is None:
+        raise web.HTTPNotFound(text="WeChat is not configured")
+    return channel, ctx
+
+
+async def verify(request: web.Request) -> web.Response:
+    _, ctx = _wechat(request)
+    q = request.query
+    try:
+        check_signature(ctx.config.wechat.token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
+    except InvalidSignatureException:
+        raise web.HTTPForbidden(text="invalid signature") from None
+    return web.Response(text=q.get("echostr", ""))
+
+
+async def push(request: web.Request) -> web.Response:
+    channel, ctx = _wechat(request)
+    cfg = ctx.config.wechat
+    q = request.query
+    body = await request.read()
+    safe = q.get("encrypt_type") == "aes"
+    crypto = WeChatCrypto(cfg.token, cfg.encoding_aes_key, cfg.app_id) if safe else None
+    try:
+        if crypto is not None:
+            xml = crypto.decrypt_message(body, q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
+        else:
+            check_signature(cfg.token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
+            xml = body.decode("utf-8")
+        message = parse_message(xml)
+    except (InvalidSignatureException, InvalidAppIdException):
+        raise web.HTTPForbidden(text="invalid signature or appid") from None
+    except (ValueError, KeyError, ExpatError, UnicodeDecodeError, TypeError):
+        raise web.HTTPBadRequest(text="not a WeChat message") from None
+
+    openid = message.source
+    handled = _handle(ctx, message)
+    if handled is None:
+        return web.Response(text="success")
+    passive = channel.passive.setdefault(openid, PassiveReply())
+    passive.open = True
+    task = asyncio.create_task(handled)
+    try:
+        await asyncio.wait_for(asyncio.shield(task), PASSIVE_WINDOW)
+    except asyncio.TimeoutError:
+        pass  # the rest goes out through the customer-service API
+    except Exception:
+        log.exception("handling a WeChat push failed")
+    passive.open = False
+    channel.passive.pop(openid, None)
+    collected, passive.messages = passive.messages, []
+    if not collected:
+        return web.Response(text="success")
+    if not task.done():
+        # Too late for a passive reply: everything collected so far goes by the API.
+        asyncio.create_task(_send_late(ctx, channel, openid, collected))
+        return web.Response(text="success")
+    reply = TextReply(source=message.target, target=openid, content="\n\n".join(m.text for m in collected)).render()
+    if crypto is not None:
+        reply = crypto.encrypt_message(reply, q.get("nonce", ""), str(int(time.time())))
+    return web.Response(text=reply, content_type="application/xml")
+
+
+async def _send_late(ctx: Any, channel: WeChatChannel, openid: str, collected: list) -> None:
+    for msg in collected:
+        delivery = await channel.send_via_api(openid, msg.text)
+        await service.record_delivery(ctx, msg.conversation_id, msg, delivery)
+
+
+def _handle(ctx: Any, message: Any):  # type: ignore[no-untyped-def]
+    """The coroutine that stores (and answers) one push, or None for what needs no answer."""
+    openid = message.source
+    kind = message.type
+    if kind == "text":
+        return service.receive(ctx, "wechat", openid, message.content, channel_message_id=str(message.id),
+                               metadata={"channel": "wechat"})
+    if kind == "voice":
+        text = (getattr(message, "recognition", None) or "").strip()
+        payload = {"media_id": message.media_id, "format": message.format}
+        if text:
+            return service.receive(ctx, "wechat", openid, text, kind="voice", payload=payload,
+                                   channel_message_id=str(message.id), metadata={"channel": "wechat"})
+        return _stored_then_say(ctx, openid, "[语音]", "voice", payload, str(message.id), VOICE_NOT_RECOGNISED)
+    if kind == "image":
+        payload = {"media_id": message.media_id, "pic_url": message.image}
+        return _stored_then_say(ctx, openid, "[图片]", "image", payload, str(message.id), IMAGE_RECEIVED)
+    if kind == "location":
+        label = message.label or f"{message.location_x},{message.location_y}"
+        location = {"address": label, "latitude": float(message.location_x), "longitude": float(message.location_y)}
+        return service.receive(ctx, "wechat", openid, f"我的位置：{label}", kind="location", payload=location,
+                               channel_message_id=str(message.id), metadata={"channel": "wechat"},
+                               remember=location)
+    if kind == "event":
+        event_id = f"{openid}:{message.create_time.timestamp():.0f}:{message.event}"
+        if message.event == "subscribe":
+            return _stored_then_say(ctx, openid, "[关注]", "event", {"event": "subscribe"}, event_id, WELCOME)
+        if message.event == "unsubscribe":
+            return service.receive(ctx, "wechat", openid, "[取消关注]", kind="event",
+                                   payload={"event": "unsubscribe"}, channel_message_id=event_id, to_bot=False)
+        if message.event == "click" and message.key in MENU:
+            return service.receive(ctx, "wechat", openid, MENU[message.key], kind="event",
+                                   payload={"event": "click", "key": message.key}, channel_message_id=event_id,
+                                   metadata={"channel": "wechat"})
+    return None
+
+
+async def _stored_then_say(ctx: Any, openid: str, text: str, kind: str, payload: dict, message_id: str,
+                           answer: str) -> None:
+    received = await service.receive(ctx, "wechat", openid, text, kind=kind, payload=payload,
+                                     channel_message_id=message_id, to_bot=False)
+    if not received.duplicate:
+        await service.send(ctx, received.conversation_id, "system", answer)
+
+
+def setup(app: web.Application) -> None:
+    ctx = app[CTX]
+    cfg = ctx.config.wechat
+    if cfg.token:
+        api = WeChatApi(cfg.api_base_url, cfg.app_id, cfg.app_secret)
+        ctx.channels["wechat"] = WeChatChannel(api)
+
+        async def close_api(_: web.Application) -> None:
+            await api.close()
+        app.on_cleanup.append(close_api)
+    app.router.add_get("/wechat", verify)
+    app.router.add_post("/wechat", push)
