@@ -18,6 +18,7 @@ from hotline.channels.webchat import channel as webchat
 from hotline.channels.wechat import views as wechat
 from hotline.api.registry import CTX, ROUTES
 from hotline.context import AppContext
+from hotline.conversations import ticket_updates
 from hotline.departments import sync_departments
 from hotline.health import healthz
 from hotline.tickets.calendar import warn_about_coverage
@@ -35,6 +36,7 @@ def create_app(ctx: AppContext) -> web.Application:
     app.router.add_get("/healthz", healthz)
     webchat.setup(app)
     wechat.setup(app)
+    ticket_updates.subscribe(ctx)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_bot)
     return app

@@ -193,3 +193,21 @@ async def test_the_chat_page_escapes_resident_text(chat) -> None:
     client, _ = chat
     page = await (await client.get("/chat")).text()
     assert "在线客服" in page and "textContent" in page and "innerHTML" not in page
+
+
+async def test_the_resident_hears_when_their_ticket_moves_on(chat, ctx, staff) -> None:
+    client, _ = chat
+    ws = await client.ws_connect("/ws/chat?client=resident-0008")
+    await _recv(ws, "history")
+    await ws.send_json({"type": "message", "id": "m1", "text": "楼道漏水"})
+    await _recv(ws, "message")
+    conv = await _conversation(ctx)
+    from tests.conftest import SERVICE
+    created = await client.post("/api/tickets", headers=SERVICE, json={
+        "category": "repair", "business_type": "leak", "description": "楼道漏水", "channel": "web",
+        "conversation_id": conv.id})
+    number = (await created.json())["number"]
+    headers = await login(client, "sun.repair")
+    await client.post(f"/api/tickets/{number}/assign", json={"assignee": "crew"}, headers=headers)
+    notice = await _recv(ws, "message")
+    assert notice["sender"] == "system" and number in notice["text"] and "派发" in notice["text"]

@@ -131,7 +131,7 @@ def _event(session: AsyncSession, ticket: Ticket, actor: Actor, action: str, now
     session.add(evt)
     publish_on_commit(session, {
         "type": "ticket.changed", "action": action, "ticket": ticket.number,
-        "ticket_id": ticket.id, "department_id": ticket.department_id,
+        "ticket_id": ticket.id, "department_id": ticket.department_id, "conversation_id": ticket.conversation_id,
         "status": ticket.status, "at": now.isoformat(),
     })
     return evt
