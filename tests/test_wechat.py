@@ -201,3 +201,19 @@ async def test_agent_replies_use_the_api_with_token_refresh_and_show_window_erro
     resp = await client.post(f"/api/conversations/{conv.id}/reply", json={"text": "还在吗"}, headers=headers)
     data = await resp.json()
     assert data["delivery_status"] == "failed" and "48小时" in data["delivery_error"]
+
+
+async def test_photos_go_with_the_ticket(wechat, ctx) -> None:
+    client, _, _ = wechat
+    await _push(client, wx.message("image", "openid-10", 10001, PicUrl="http://127.0.0.1/leak1.jpg", MediaId="p1"))
+    async with ctx.readers() as session:
+        conv = (await session.execute(select(Conversation))).scalars().first()
+    from tests.conftest import SERVICE
+    created = await client.post("/api/tickets", headers=SERVICE, json={
+        "category": "repair", "business_type": "leak", "description": "楼道漏水，见照片", "channel": "wechat",
+        "conversation_id": conv.id})
+    number = (await created.json())["number"]
+    await _push(client, wx.message("image", "openid-10", 10002, PicUrl="http://127.0.0.1/leak2.jpg", MediaId="p2"))
+    ticket = await (await client.get(f"/api/tickets/{number}", headers=SERVICE)).json()
+    assert [(a["kind"], a["uri"], a["media_id"]) for a in ticket["attachments"]] == [
+        ("image", "http://127.0.0.1/leak1.jpg", "p1"), ("image", "http://127.0.0.1/leak2.jpg", "p2")]

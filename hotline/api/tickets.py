@@ -126,7 +126,7 @@ async def _full_json(ctx: AppContext, session: AsyncSession, ticket: Ticket) -> 
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id))).scalars()
     data["events"] = [event_json(e) for e in events]
     attachments = (await session.execute(
-        select(TicketAttachment).where(TicketAttachment.ticket_id == ticket.id))).scalars()
+        select(TicketAttachment).where(TicketAttachment.ticket_id == ticket.id).order_by(TicketAttachment.id))).scalars()
     data["attachments"] = [{"kind": a.kind, "uri": a.uri, "media_id": a.media_id,
                             "created_at": a.created_at.isoformat()} for a in attachments]
     return data

@@ -21,7 +21,9 @@ from hotline.bot.client import BotUnavailable
 from hotline.channels.base import Delivery
 from hotline.context import AppContext
 from hotline.events import publish_on_commit
-from models import Conversation, Message
+from hotline.tickets.lifecycle import MEDIA_KINDS, attach_media
+from models import Conversation, Message, Ticket
+from models.ticket import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +122,11 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
                 msg = _store(session, conv, direction="in", sender_kind="resident", text=text, now=now, kind=kind,
                              payload=payload, channel_message_id=channel_message_id)
                 await session.flush()
+                if kind in MEDIA_KINDS:
+                    open_tickets = (await session.execute(select(Ticket).where(
+                        Ticket.conversation_id == conv.id, Ticket.status.in_(OPEN_STATUSES)))).scalars().all()
+                    for ticket in open_tickets:
+                        attach_media(session, ticket, msg, now)
                 _message_event(session, conv, msg)
             status, conv_id, msg_id, slots = conv.status, conv.id, msg.id, dict(conv.slots)
     except IntegrityError:

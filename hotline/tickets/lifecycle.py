@@ -20,7 +20,8 @@ from hotline.actors import SYSTEM, Actor
 from hotline.events import publish_on_commit
 from hotline.tickets.numbering import next_ticket_number
 from hotline.tickets.routing import Route, Router
-from models import Customer, CustomerPhone, Department, Notification, Staff, Ticket, TicketEvent
+from models import (Customer, CustomerPhone, Department, Message, Notification, Staff, Ticket,
+                    TicketAttachment, TicketEvent)
 from models.ticket import CHANNELS, OPEN_STATUSES
 
 
@@ -229,11 +230,27 @@ async def create_ticket(session: AsyncSession, router: Router, draft: TicketDraf
     _apply_route(ticket, route, dept, router)
     session.add(ticket)
     await session.flush()
+    if draft.conversation_id:
+        media = (await session.execute(select(Message).where(
+            Message.conversation_id == draft.conversation_id, Message.kind.in_(MEDIA_KINDS),
+            Message.direction == "in"))).scalars().all()
+        for msg in media:
+            attach_media(session, ticket, msg, now)
     _event(session, ticket, actor, "create", now, None, data={
         "department": route.department, "business_type": route.business_type,
         "priority": route.priority, "response_due_at": route.response_due_at.isoformat(),
         "resolution_due_at": route.resolution_due_at.isoformat(), **draft.extra})
     return ticket
+
+
+MEDIA_KINDS = ("image", "voice")
+
+
+def attach_media(session: AsyncSession, ticket: Ticket, message: Message, now: dt.datetime) -> None:
+    """A resident's photo or voice message becomes part of the ticket's record."""
+    uri = message.payload.get("pic_url") or f"{message.channel}-media:{message.payload.get('media_id', '')}"
+    session.add(TicketAttachment(ticket_id=ticket.id, kind=message.kind, uri=uri,
+                                 media_id=message.payload.get("media_id"), created_at=now))
 
 
 async def get_ticket(session: AsyncSession, number: str, actor: Actor, *, for_update: bool = False) -> Ticket:
