@@ -11,6 +11,7 @@ from aiohttp import web
 
 from hotline.api import auth_views, conversation_actions, customers, records, tickets  # noqa: F401  (routes register on import)
 from hotline.api.middleware import errors_middleware, guard
+from hotline.api import live
 from hotline.api.openapi import openapi_view
 from hotline.bot.client import RasaClient
 from hotline.bot.processes import BotProcesses
@@ -34,6 +35,7 @@ def create_app(ctx: AppContext) -> web.Application:
         app.router.add_route(spec.method, spec.path, guard(spec.handler, spec.roles))
     app.router.add_get("/api/openapi.json", openapi_view)
     app.router.add_get("/healthz", healthz)
+    live.setup(app)
     webchat.setup(app)
     wechat.setup(app)
     ticket_updates.subscribe(ctx)

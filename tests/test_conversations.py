@@ -9,6 +9,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
 import pytest_asyncio
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -211,3 +212,27 @@ async def test_the_resident_hears_when_their_ticket_moves_on(chat, ctx, staff) -
     await client.post(f"/api/tickets/{number}/assign", json={"assignee": "crew"}, headers=headers)
     notice = await _recv(ws, "message")
     assert notice["sender"] == "system" and number in notice["text"] and "派发" in notice["text"]
+
+
+async def test_staff_get_a_live_event_stream_filtered_by_role(chat, ctx) -> None:
+    client, fake = chat
+    assert (await client.get("/ws/events")).status == 401
+    await login(client, "agent1")
+    agent_ws = await client.ws_connect("/ws/events")
+    fake.mode = "handoff"
+    resident = await client.ws_connect("/ws/chat?client=resident-0009")
+    await _recv(resident, "history")
+    await resident.send_json({"type": "message", "id": "m1", "text": "转人工"})
+    seen = []
+    while "conversation.waiting" not in seen:
+        seen.append((await asyncio.wait_for(agent_ws.receive_json(), timeout=5))["type"])
+    assert seen[:2] == ["conversation.created", "conversation.message"]
+
+    await login(client, "crew")  # department staff: no conversations
+    crew_ws = await client.ws_connect("/ws/events")
+    await resident.send_json({"type": "message", "id": "m2", "text": "还在吗"})
+    await _recv(resident, "ack")
+    msg = await asyncio.wait_for(agent_ws.receive_json(), timeout=5)
+    assert msg["type"] == "conversation.message" and msg["message"]["text"] == "还在吗"
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(crew_ws.receive_json(), timeout=0.5)
