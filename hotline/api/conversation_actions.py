@@ -4,10 +4,8 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from hotline.api.registry import ApiError, actor_of, ctx_of, json_response, parse_body, route
+from hotline.api.registry import AGENTS, ApiError, actor_of, ctx_of, json_response, parse_body, route
 from hotline.conversations import service
-
-AGENTS = frozenset({"agent", "supervisor", "admin"})
 
 
 class Reply(BaseModel):

@@ -6,12 +6,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from hotline.api.registry import ApiError, ctx_of, json_response, parse_query, route
+from hotline.api.registry import STAFF_AND_SERVICE, ApiError, ctx_of, json_response, parse_query, route
 from hotline.customers import accounts
 from hotline.tickets.lifecycle import normalize_phone
 from models import Customer
-
-STAFF_NO_DEPT_AND_SERVICE = frozenset({"agent", "supervisor", "department", "admin", "service"})
 
 
 class CustomerQuery(BaseModel):
@@ -39,7 +37,7 @@ def yuan(fen: int) -> str:
 
 
 @route("GET", "/api/customers", "Search customers by account number, name, address or phone",
-       tag="customers", query=CustomerQuery, errors=(401, 422), roles=STAFF_NO_DEPT_AND_SERVICE)
+       tag="customers", query=CustomerQuery, errors=(401, 422), roles=STAFF_AND_SERVICE)
 async def search(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     query = parse_query(request, CustomerQuery)
@@ -59,7 +57,7 @@ async def _customer(session: Any, account_number: str) -> Customer:
 
 
 @route("GET", "/api/customers/{account_number}", "One account with its meter", tag="customers",
-       errors=(401, 404), roles=STAFF_NO_DEPT_AND_SERVICE)
+       errors=(401, 404), roles=STAFF_AND_SERVICE)
 async def get_customer(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     async with ctx.readers() as session:
@@ -68,7 +66,7 @@ async def get_customer(request: web.Request) -> web.Response:
 
 @route("GET", "/api/customers/{account_number}/balance",
        "Balance (prepaid credit), arrears (past due), outstanding, and the last bills; money in yuan",
-       tag="customers", errors=(401, 404), roles=STAFF_NO_DEPT_AND_SERVICE)
+       tag="customers", errors=(401, 404), roles=STAFF_AND_SERVICE)
 async def balance(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     async with ctx.readers() as session:
@@ -87,7 +85,7 @@ async def balance(request: web.Request) -> web.Response:
 
 
 @route("GET", "/api/outages", "Outages (停水) not yet over, optionally in one area", tag="customers",
-       query=OutageQuery, errors=(401,), roles=STAFF_NO_DEPT_AND_SERVICE)
+       query=OutageQuery, errors=(401,), roles=STAFF_AND_SERVICE)
 async def outages(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     query = parse_query(request, OutageQuery)

@@ -14,9 +14,7 @@ from aiohttp import web
 
 from hotline.actors import Actor
 from hotline.api.middleware import authenticate
-from hotline.api.registry import ACTOR, CTX
-
-CONTACT_ROLES = {"agent", "supervisor", "admin"}
+from hotline.api.registry import ACTOR, AGENTS, CTX
 
 
 def visible(actor: Actor, event: dict[str, Any]) -> bool:
@@ -25,7 +23,7 @@ def visible(actor: Actor, event: dict[str, Any]) -> bool:
     if kind == "notification":
         return actor.id in event.get("staff_ids", [])
     if kind.startswith("conversation."):
-        return actor.role in CONTACT_ROLES
+        return actor.role in AGENTS
     if kind == "ticket.changed":
         return actor.role != "department" or event.get("department_id") == actor.department_id
     return False

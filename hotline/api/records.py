@@ -8,10 +8,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from hotline.api.registry import ALL_STAFF, ApiError, actor_of, ctx_of, json_response, parse_query, route
+from hotline.api.registry import AGENTS, ALL_STAFF, ApiError, actor_of, ctx_of, json_response, parse_query, route
 from models import Call, Conversation, Message, Notification, Ticket
 
-CONTACT_ROLES = frozenset({"agent", "supervisor", "admin", "service"})
+CONTACT_ROLES = AGENTS | {"service"}
 
 
 class ConversationQuery(BaseModel):

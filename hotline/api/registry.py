@@ -21,6 +21,7 @@ M = TypeVar("M", bound=BaseModel)
 
 ALL_STAFF = frozenset({"agent", "supervisor", "department", "admin"})
 STAFF_AND_SERVICE = ALL_STAFF | {"service"}
+AGENTS = frozenset({"agent", "supervisor", "admin"})  # who talks with residents
 
 
 class ApiError(Exception):

@@ -164,7 +164,8 @@ def forget_departments() -> None:
     _department_cache.clear()
 
 
-def _apply_route(ticket: Ticket, route: Route, dept: tuple[int, int | None], router: Router) -> None:
+def _apply_route(ticket: Ticket, route: Route, dept: tuple[int, int | None]) -> None:
+    """Department, supervisor and due times from a route; the caller re-arms escalation."""
     ticket.category = route.category
     ticket.business_type = route.business_type
     ticket.priority = route.priority
@@ -172,7 +173,6 @@ def _apply_route(ticket: Ticket, route: Route, dept: tuple[int, int | None], rou
     ticket.response_due_at = route.response_due_at
     ticket.resolution_due_at = route.resolution_due_at
     ticket.escalation_level = 0
-    _arm_escalation(ticket, router)
 
 
 def _arm_escalation(ticket: Ticket, router: Router) -> None:
@@ -227,7 +227,8 @@ async def create_ticket(session: AsyncSession, router: Router, draft: TicketDraf
         latitude=draft.latitude, longitude=draft.longitude, conversation_id=draft.conversation_id,
         created_at=now, updated_at=now, clock_started_at=now,
     )
-    _apply_route(ticket, route, dept, router)
+    _apply_route(ticket, route, dept)
+    _arm_escalation(ticket, router)
     session.add(ticket)
     await session.flush()
     if draft.conversation_id:
@@ -347,7 +348,7 @@ async def transition(session: AsyncSession, router: Router, ticket: Ticket, acti
                 "business_type": route.business_type, "priority": route.priority}
         ticket.assignee_id = None
         ticket.status = "new"
-        _apply_route(ticket, route, dept, router)
+        _apply_route(ticket, route, dept)
     elif action == "comment":
         if not note:
             raise TicketError("a comment needs text", "missing_note")
