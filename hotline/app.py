@@ -9,19 +9,20 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hotline.api import auth_views, conversation_actions, customers, records, tickets  # noqa: F401  (routes register on import)
+from hotline.api import auth_views, conversation_actions, customers, queue, records, tickets  # noqa: F401  (routes register on import)
 from hotline.api.middleware import errors_middleware, guard
-from hotline.api import live
 from hotline.api.openapi import openapi_view
 from hotline.bot.client import RasaClient
 from hotline.bot.processes import BotProcesses
 from hotline.channels.webchat import channel as webchat
 from hotline.channels.wechat import views as wechat
 from hotline.api.registry import CTX, ROUTES
+from hotline.console import views as console
 from hotline.context import AppContext
 from hotline.conversations import ticket_updates
 from hotline.departments import sync_departments
 from hotline.health import healthz
+from hotline.live import postgres as live_postgres, stream as live
 from hotline.tickets.calendar import warn_about_coverage
 from hotline.tickets.escalation import run_scheduler
 
@@ -36,10 +37,12 @@ def create_app(ctx: AppContext) -> web.Application:
     app.router.add_get("/api/openapi.json", openapi_view)
     app.router.add_get("/healthz", healthz)
     live.setup(app)
+    console.setup(app)
     webchat.setup(app)
     wechat.setup(app)
     ticket_updates.subscribe(ctx)
     app.cleanup_ctx.append(_lifecycle)
+    app.cleanup_ctx.append(_live_fanout)
     app.cleanup_ctx.append(_bot)
     return app
 
@@ -67,6 +70,23 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
         await ctx.bot.close()
     if processes is not None:
         await processes.stop()
+
+
+async def _live_fanout(app: web.Application) -> AsyncIterator[None]:
+    """On PostgreSQL, hear the other service processes' events (LISTEN/NOTIFY)."""
+    ctx = app[CTX]
+    if ctx.engine.dialect.name != "postgresql":
+        yield
+        return
+    listener = live_postgres.PostgresListener(ctx.config.database_url, ctx.origin, ctx.live)
+    task = asyncio.create_task(listener.run(), name="live-events-listener")
+    ctx.health_checks["live_events"] = lambda: {"up": listener.connected.is_set()}
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(listener.connected.wait(), 10)
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,9 @@ class AppContext:
     sessions: async_sessionmaker[AsyncSession]  # for changes: one transaction each
     readers: async_sessionmaker[AsyncSession]  # for reads only
     router: Router
-    bus: EventBus
+    bus: EventBus  # this process's committed changes; side effects that must run once hang off it
+    live: EventBus  # what consoles hear: `bus` plus, on PostgreSQL, the other processes' events
+    origin: str  # this process's name on the NOTIFY channel
     clock: Callable[[], dt.datetime] = utcnow
     bot: RasaClient | None = None
     channels: dict[str, Any] = field(default_factory=dict)  # name -> hotline.channels.base.Channel
@@ -39,9 +42,14 @@ def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> 
     calendar = load_calendar(config.path(config.service.calendar_file))
     router = load_routing(config.path(config.service.routing_file), calendar)
     engine = create_engine(config.database_url, echo=config.database.echo)
-    bus = EventBus()
+    bus, live = EventBus(), EventBus()
+    bus.subscribe(live.publish)
+    origin = uuid.uuid4().hex
     sessions = session_factory(engine)
-    sessions.configure(info={"bus": bus})
+    info: dict[str, Any] = {"bus": bus}
+    if engine.dialect.name == "postgresql":
+        info["notify_origin"] = origin
+    sessions.configure(info=info)
     readers = session_factory(read_only(engine))
     return AppContext(config=config, engine=engine, sessions=sessions, readers=readers, router=router,
-                      bus=bus, clock=clock)
+                      bus=bus, live=live, origin=origin, clock=clock)

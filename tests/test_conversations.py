@@ -214,11 +214,12 @@ async def test_the_resident_hears_when_their_ticket_moves_on(chat, ctx, staff) -
     assert notice["sender"] == "system" and number in notice["text"] and "派发" in notice["text"]
 
 
-async def test_staff_get_a_live_event_stream_filtered_by_role(chat, ctx) -> None:
+async def test_staff_get_a_live_event_stream_filtered_by_role(chat, ctx, staff) -> None:
     client, fake = chat
     assert (await client.get("/ws/events")).status == 401
     await login(client, "agent1")
     agent_ws = await client.ws_connect("/ws/events")
+    assert (await agent_ws.receive_json()) == {"type": "hello", "role": "agent", "staff_id": staff["agent1"].id}
     fake.mode = "handoff"
     resident = await client.ws_connect("/ws/chat?client=resident-0009")
     await _recv(resident, "history")
@@ -230,6 +231,7 @@ async def test_staff_get_a_live_event_stream_filtered_by_role(chat, ctx) -> None
 
     await login(client, "crew")  # department staff: no conversations
     crew_ws = await client.ws_connect("/ws/events")
+    assert (await crew_ws.receive_json())["type"] == "hello"
     await resident.send_json({"type": "message", "id": "m2", "text": "还在吗"})
     await _recv(resident, "ack")
     msg = await asyncio.wait_for(agent_ws.receive_json(), timeout=5)

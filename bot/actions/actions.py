@@ -60,7 +60,7 @@ class ActionCreateRepairTicket(Action):
             dispatcher.utter_message(text=f"登记报修时信息有误：{exc.message}。请核对后再试，或回复“人工客服”。")
             return [SlotSet(s, None) for s in RESET_AFTER_TICKET]
         except hotline_api.ApiUnavailable:
-            api_down(dispatcher, "repair")
+            api_down(dispatcher, "repair", tracker)
             return []
         lead = "情况紧急，已按紧急抢修处理。" if ticket["priority"] == "urgent" else ""
         dispatcher.utter_message(text=(
@@ -87,7 +87,7 @@ class ActionCreateComplaintTicket(Action):
             dispatcher.utter_message(text=f"登记投诉时信息有误：{exc.message}。请核对后再试，或回复“人工客服”。")
             return [SlotSet(s, None) for s in RESET_AFTER_TICKET]
         except hotline_api.ApiUnavailable:
-            api_down(dispatcher, "complaint")
+            api_down(dispatcher, "complaint", tracker)
             return []
         reply = ticket["response_limit_text"]
         reply = "当日" if reply == "当日" else f"{reply}内"
@@ -95,7 +95,7 @@ class ActionCreateComplaintTicket(Action):
             f"非常抱歉给您带来不便。您的投诉已登记，工单号 {ticket['number']}，由{ticket['department_name']}负责处理，"
             f"我们将在{reply}答复您，{ticket['resolution_limit_text']}内办结。"))
         if angry:
-            handoff(dispatcher, "angry", "我这就为您转接人工客服，请稍候。", "complaint")
+            handoff(dispatcher, "angry", "我这就为您转接人工客服，请稍候。", "complaint", tracker)
         return [SlotSet("ticket_number", ticket["number"])] + [SlotSet(s, None) for s in RESET_AFTER_TICKET]
 
 
@@ -111,7 +111,7 @@ class ActionAnswerBilling(Action):
             dispatcher.utter_message(text=f"没有找到户号 {account}，请核对后重新查询。")
             return [SlotSet("account_number", None)]
         except hotline_api.ApiUnavailable:
-            api_down(dispatcher, "billing")
+            api_down(dispatcher, "billing", tracker)
             return []
         lines = [f"户号 {data['account_number']}（{mask_name(data['name'])}）："]
         if data["arrears_fen"]:
@@ -150,7 +150,7 @@ class ActionAnswerInquiry(Action):
         try:
             ticket = await hotline_api.create_ticket(_ticket_payload(tracker, "inquiry", text))
         except (hotline_api.ApiUnavailable, hotline_api.Rejected):
-            api_down(dispatcher, "inquiry")
+            api_down(dispatcher, "inquiry", tracker)
             return []
         dispatcher.utter_message(text=(
             f"这个问题我需要请工作人员为您解答，已登记咨询工单 {ticket['number']}，"
@@ -166,7 +166,7 @@ class ActionAnswerInquiry(Action):
         except hotline_api.NotFound:
             outages = await hotline_api.get_outages()
         except hotline_api.ApiUnavailable:
-            api_down(dispatcher, "inquiry")
+            api_down(dispatcher, "inquiry", tracker)
             return []
         if not outages:
             where = f"{area}" if area else "全市"
@@ -198,7 +198,7 @@ class ActionTicketStatus(Action):
             dispatcher.utter_message(text=f"没有找到工单 {number}，请核对工单号。")
             return [SlotSet("ticket_number", None)]
         except (hotline_api.ApiUnavailable, hotline_api.Rejected):
-            api_down(dispatcher)
+            api_down(dispatcher, tracker=tracker)
             return []
         if not tickets:
             dispatcher.utter_message(text="没有查到您名下的工单。如需报修或投诉，请直接告诉我情况。")
@@ -221,7 +221,8 @@ class ActionHandoff(Action):
         return "action_handoff"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
-        handoff(dispatcher, "requested", "好的，正在为您转接人工客服，请稍候。人工客服接入后会在这里直接回复您。")
+        handoff(dispatcher, "requested", "好的，正在为您转接人工客服，请稍候。人工客服接入后会在这里直接回复您。",
+                tracker=tracker)
         return []
 
 
@@ -240,7 +241,7 @@ class ActionDefaultFallback(Action):
                     continue
                 break
         if misses >= 2:
-            handoff(dispatcher, "fallback", "抱歉，我还是没能理解。正在为您转接人工客服，请稍候。")
+            handoff(dispatcher, "fallback", "抱歉，我还是没能理解。正在为您转接人工客服，请稍候。", tracker=tracker)
         else:
             dispatcher.utter_message(response="utter_default")
         return []

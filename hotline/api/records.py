@@ -104,8 +104,29 @@ async def list_calls(request: web.Request) -> web.Response:
         {"id": c.id, "sip_call_id": c.sip_call_id, "caller": c.caller, "callee": c.callee,
          "started_at": _iso(c.started_at), "answered_at": _iso(c.answered_at), "ended_at": _iso(c.ended_at),
          "menu_path": c.menu_path, "digits": c.digits, "account_number": c.account_number,
-         "outcome": c.outcome, "ticket_number": number, "recording": bool(c.recording_path)}
+         "outcome": c.outcome, "ticket_number": number,
+         "recording_url": f"/api/calls/{c.id}/recording" if c.recording_path else None}
         for c, number in rows]})
+
+
+@route("GET", "/api/calls/{id}/recording", "The call's voicemail recording (audio/wav)", tag="calls",
+       roles=AGENTS, errors=(401, 403, 404))
+async def call_recording(request: web.Request) -> web.StreamResponse:
+    """Recordings live under <var_dir>/recordings; a stored path outside it is never served."""
+    ctx = ctx_of(request)
+    try:
+        call_id = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "not_found", "no such call") from None
+    async with ctx.readers() as session:
+        call = await session.get(Call, call_id)
+    if call is None or not call.recording_path:
+        raise ApiError(404, "not_found", "this call has no recording")
+    root = (ctx.config.var_dir / "recordings").resolve()
+    path = (ctx.config.var_dir / call.recording_path).resolve()
+    if not path.is_relative_to(root) or not path.is_file():
+        raise ApiError(404, "not_found", "the recording file is missing")
+    return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "private, max-age=3600"})
 
 
 @route("GET", "/api/notifications", "My unread escalation notices (督办), newest first",

@@ -119,9 +119,13 @@ def event_json(evt: TicketEvent) -> dict[str, Any]:
             "note": evt.note, "data": evt.data}
 
 
-async def _full_json(ctx: AppContext, session: AsyncSession, ticket: Ticket) -> dict[str, Any]:
+async def full_ticket_json(ctx: AppContext, session: AsyncSession, ticket: Ticket,
+                           actor: Actor | None = None) -> dict[str, Any]:
+    """The ticket with its trail and attachments; with `actor`, also what that actor may do next."""
     depts, staff = await _names(session, [ticket])
     data = ticket_json(ctx, ticket, depts, staff, ctx.clock())
+    if actor is not None:
+        data["allowed_actions"] = lifecycle.allowed_actions(actor, ticket)
     events = (await session.execute(
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id))).scalars()
     data["events"] = [event_json(e) for e in events]
@@ -141,7 +145,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     draft = TicketDraft(**body.model_dump())
     async with ctx.sessions.begin() as session:
         ticket = await lifecycle.create_ticket(session, ctx.router, draft, actor, ctx.clock())
-        data = await _full_json(ctx, session, ticket)
+        data = await full_ticket_json(ctx, session, ticket, actor)
     return json_response(data, status=201)
 
 
@@ -198,9 +202,10 @@ async def list_tickets(request: web.Request) -> web.Response:
 @route("GET", "/api/tickets/{number}", "Get one ticket with its audit trail", tag="tickets", errors=(401, 404))
 async def get_ticket(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
+    actor = actor_of(request)
     async with ctx.readers() as session:
-        ticket = await lifecycle.get_ticket(session, request.match_info["number"], actor_of(request))
-        return json_response(await _full_json(ctx, session, ticket))
+        ticket = await lifecycle.get_ticket(session, request.match_info["number"], actor)
+        return json_response(await full_ticket_json(ctx, session, ticket, actor))
 
 
 async def _act(request: web.Request, action: str, body: TicketAction) -> web.Response:
@@ -208,7 +213,7 @@ async def _act(request: web.Request, action: str, body: TicketAction) -> web.Res
     async with ctx.sessions.begin() as session:
         ticket = await lifecycle.get_ticket(session, request.match_info["number"], actor, for_update=True)
         await lifecycle.transition(session, ctx.router, ticket, action, actor, ctx.clock(), **body.model_dump())
-        data = await _full_json(ctx, session, ticket)
+        data = await full_ticket_json(ctx, session, ticket, actor)
     return json_response(data)
 
 
@@ -239,6 +244,26 @@ for _action, _summary in _ACTION_DOCS.items():
 async def add_comment(request: web.Request) -> web.Response:
     body = await parse_body(request, Comment)
     return await _act(request, "comment", TicketAction(note=body.note))
+
+
+class AssigneeQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    department: str = Field(min_length=1, max_length=40)
+
+
+@route("GET", "/api/assignees", "Active staff of a department, for assigning its tickets", tag="tickets",
+       query=AssigneeQuery, roles=ALL_STAFF, errors=(401, 404, 422))
+async def assignees(request: web.Request) -> web.Response:
+    ctx, actor = ctx_of(request), actor_of(request)
+    query = parse_query(request, AssigneeQuery)
+    async with ctx.readers() as session:
+        dept = (await session.execute(select(Department).where(Department.code == query.department))).scalar_one_or_none()
+        if dept is None or (actor.role == "department" and dept.id != actor.department_id):
+            raise ApiError(404, "not_found", f"no department {query.department!r}")
+        people = (await session.execute(select(Staff).where(Staff.department_id == dept.id, Staff.active)
+                                        .order_by(Staff.role.desc(), Staff.username))).scalars().all()
+    return json_response({"items": [{"username": s.username, "display_name": s.display_name, "role": s.role}
+                                    for s in people]})
 
 
 @route("GET", "/api/meta", "Categories, business types, departments, statuses and their Chinese names",

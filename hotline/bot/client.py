@@ -21,6 +21,7 @@ class BotReply:
     handoff: bool = False
     handoff_reason: str | None = None
     category: str | None = None
+    learned: dict[str, Any] = field(default_factory=dict)  # what the bot found out, for the agent's ticket form
 
 
 def parse_reply(messages: list[dict[str, Any]]) -> BotReply:
@@ -33,6 +34,8 @@ def parse_reply(messages: list[dict[str, Any]]) -> BotReply:
             reply.handoff = True
             reply.handoff_reason = custom.get("reason")
             reply.category = custom.get("category") or reply.category
+            if isinstance(custom.get("learned"), dict):
+                reply.learned = {k: v for k, v in custom["learned"].items() if isinstance(v, (str, int, float, bool))}
     return reply
 
 

@@ -128,7 +128,8 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
                     for ticket in open_tickets:
                         attach_media(session, ticket, msg, now)
                 _message_event(session, conv, msg)
-            status, conv_id, msg_id, slots = conv.status, conv.id, msg.id, dict(conv.slots)
+            status, conv_id, msg_id = conv.status, conv.id, msg.id
+            slots = {k: v for k, v in conv.slots.items() if k != "learned"}  # what the channel knows, for the bot
     except IntegrityError:
         # The channel's message id was stored already: a retried push (WeChat retries three times).
         async with ctx.readers() as session:
@@ -163,12 +164,16 @@ async def ask_bot(ctx: AppContext, conv_id: int, text: str, metadata: dict[str, 
         await send(ctx, conv_id, "bot", line, only_if_status="bot")
     if reply.handoff:
         await handoff(ctx, conv_id, reply.handoff_reason or "requested",
-                      None if reply.texts else TEXTS["handoff"], category=reply.category)
+                      None if reply.texts else TEXTS["handoff"], category=reply.category, learned=reply.learned)
 
 
 async def handoff(ctx: AppContext, conv_id: int, reason: str, notice: str | None,
-                  category: str | None = None) -> None:
-    """bot → waiting: the conversation joins the agents' queue, oldest first."""
+                  category: str | None = None, learned: dict[str, Any] | None = None) -> None:
+    """bot → waiting: the conversation joins the agents' queue, oldest first.
+
+    `learned` (the bot's slots: problem, account, address…) is kept on the
+    conversation so the agent's ticket form starts filled in.
+    """
     now = ctx.clock()
     async with ctx.sessions.begin() as session:
         conv = await session.get(Conversation, conv_id)
@@ -177,7 +182,10 @@ async def handoff(ctx: AppContext, conv_id: int, reason: str, notice: str | None
         conv.status, conv.waiting_since, conv.handoff_reason, conv.updated_at = "waiting", now, reason, now
         if category:
             conv.bot_intent = category
-        _event(session, conv, "conversation.waiting", reason=reason)
+        if learned:
+            conv.slots = {**conv.slots, "learned": learned}
+        _event(session, conv, "conversation.waiting", reason=reason, bot_intent=conv.bot_intent,
+               waiting_since=now.isoformat())
     if notice:
         await send(ctx, conv_id, "system", notice)
 

@@ -118,6 +118,12 @@ def _check_role(actor: Actor, action: str, allowed: frozenset[str]) -> None:
         raise Forbidden(f"role {role!r} may not {action} a ticket", "forbidden")
 
 
+def allowed_actions(actor: Actor, ticket: Ticket) -> list[str]:
+    """The actions this actor may take on this ticket now, so a console offers only those."""
+    role = "service" if actor.kind == "service" else actor.role if actor.is_staff else actor.kind
+    return [name for name, spec in TRANSITIONS.items() if ticket.status in spec.sources and role in spec.roles]
+
+
 def check_ticket_access(actor: Actor, ticket: Ticket) -> None:
     """Department staff see and work only their own department's tickets."""
     if actor.is_staff and actor.role == "department" and ticket.department_id != actor.department_id:
@@ -241,6 +247,27 @@ async def create_ticket(session: AsyncSession, router: Router, draft: TicketDraf
         "department": route.department, "business_type": route.business_type,
         "priority": route.priority, "response_due_at": route.response_due_at.isoformat(),
         "resolution_due_at": route.resolution_due_at.isoformat(), **draft.extra})
+    return ticket
+
+
+async def link_conversation(session: AsyncSession, ticket: Ticket, conversation_id: int, actor: Actor,
+                            now: dt.datetime) -> Ticket:
+    """An agent ties a conversation to an existing ticket (e.g. a resident asking about their report)."""
+    _check_role(actor, "link", frozenset({"agent", "supervisor", "admin"}))
+    check_ticket_access(actor, ticket)
+    if ticket.conversation_id == conversation_id:
+        return ticket
+    if ticket.conversation_id is not None:
+        raise InvalidTransition(f"ticket {ticket.number} belongs to conversation {ticket.conversation_id}",
+                                "linked_elsewhere")
+    ticket.conversation_id = conversation_id
+    ticket.updated_at = now
+    media = (await session.execute(select(Message).where(
+        Message.conversation_id == conversation_id, Message.kind.in_(MEDIA_KINDS),
+        Message.direction == "in"))).scalars().all()
+    for msg in media:
+        attach_media(session, ticket, msg, now)
+    _event(session, ticket, actor, "link", now, ticket.status, data={"conversation_id": conversation_id})
     return ticket
 
 

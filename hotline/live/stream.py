@@ -1,8 +1,10 @@
 """GET /ws/events: the live event stream for signed-in staff (new messages, waiting
 conversations, ticket changes, escalation notices), sent only after each change commits.
 
-With several service processes on PostgreSQL each process streams the events of
-its own changes; cross-process fan-out (LISTEN/NOTIFY) belongs to the console (#5).
+The stream reads `ctx.live`: this process's events and, on PostgreSQL, every
+other process's (hotline/live/postgres.py). The first frame is {"type": "hello"};
+a {"type": "resync"} frame means events may have been missed and lists should be
+fetched again.
 """
 from __future__ import annotations
 
@@ -24,6 +26,8 @@ def visible(actor: Actor, event: dict[str, Any]) -> bool:
         return actor.id in event.get("staff_ids", [])
     if kind.startswith("conversation."):
         return actor.role in AGENTS
+    if kind == "resync":
+        return True
     if kind == "ticket.changed":
         return actor.role != "department" or event.get("department_id") == actor.department_id
     return False
@@ -37,7 +41,8 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
     ctx = request.app[CTX]
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
-    queue, detach = ctx.bus.queue()
+    queue, detach = ctx.live.queue()
+    await ws.send_json({"type": "hello", "role": actor.role, "staff_id": actor.id})
 
     async def pump() -> None:
         while True:
