@@ -43,7 +43,7 @@ async def test_the_queue_lists_waiting_conversations_oldest_first(client: TestCl
     data = await (await client.get("/api/queue")).json()
     assert [c["id"] for c in data["waiting"]] == [first, second]
     assert data["waiting"][1]["bot_intent"] == "billing"
-    assert data["waiting"][0]["last_message"]["text"] == "第一位"
+    assert data["waiting"][0]["last_resident_message"]["text"] == "第一位"
     assert data["active"] == []
 
 

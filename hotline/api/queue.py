@@ -44,7 +44,7 @@ async def queue(request: web.Request) -> web.Response:
         last: dict[int, Message] = {}
         counts: dict[int, int] = {}
         if ids:
-            latest = select(func.max(Message.id)).where(Message.conversation_id.in_(ids)) \
+            latest = select(func.max(Message.id)).where(Message.conversation_id.in_(ids), Message.direction == "in") \
                 .group_by(Message.conversation_id)
             last = {m.conversation_id: m for m in (await session.execute(
                 select(Message).where(Message.id.in_(latest)))).scalars()}
@@ -54,7 +54,7 @@ async def queue(request: web.Request) -> web.Response:
     def item(conv: Conversation, agent_name: str | None = None) -> dict[str, Any]:
         data = conversation_json(conv)
         msg = last.get(conv.id)
-        data.update(last_message=message_json(msg) if msg else None, message_count=counts.get(conv.id, 0),
+        data.update(last_resident_message=message_json(msg) if msg else None, message_count=counts.get(conv.id, 0),
                     agent_name=agent_name)
         return data
 

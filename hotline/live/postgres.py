@@ -2,8 +2,8 @@
 
 Each process sends its committed events with NOTIFY (hotline/events.py) and
 listens here on one dedicated connection; events from other processes go to
-this process's consoles (`ctx.live`), its own are skipped (they arrived on the
-local bus already). When the connection drops, consoles get {"type": "resync"}
+this process's consoles (`ctx.live`) marked "remote": true, its own are skipped
+(they arrived on the local bus already). When the connection drops, consoles get {"type": "resync"}
 after it is back, since NOTIFYs sent in between are gone.
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ class PostgresListener:
             return
         if data.get("origin") == self.origin or not isinstance(data.get("event"), dict):
             return
-        self.live.publish(data["event"])
+        self.live.publish({**data["event"], "remote": True})
 
     async def run(self) -> None:
         """Listen until cancelled, reconnecting with back-off."""

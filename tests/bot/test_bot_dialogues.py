@@ -6,13 +6,7 @@ conversations go to Rasa's REST channel exactly as the channels send them.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
@@ -21,29 +15,16 @@ import pytest
 
 from hotline.bot.client import parse_reply
 from hotline.config import ROOT
+from tests.service_process import ServiceProcess
 
 MODEL = ROOT / "bot" / "models" / "hotline.tar.gz"
 TOKEN = "bot-test-token"
 pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="no trained model: run scripts/setup.sh")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Stack:
-    def __init__(self, http: int, rasa: int, proc: subprocess.Popen[str]) -> None:
-        self.http, self.rasa, self.proc = http, rasa, proc
-
-    def api(self, path: str) -> Any:
-        req = urllib.request.Request(f"http://127.0.0.1:{self.http}{path}",
-                                     headers={"Authorization": f"Bearer {TOKEN}"})
-        with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.load(resp)
-
+class Stack(ServiceProcess):
     def say(self, sender: str, text: str, **metadata: Any):
+        """Talk to Rasa's REST channel directly, as the channels do."""
         body = json.dumps({"sender": sender, "message": text,
                            "metadata": {"channel": "wechat", **metadata}}).encode()
         req = urllib.request.Request(f"http://127.0.0.1:{self.rasa}/webhooks/rest/webhook", data=body,
@@ -56,36 +37,11 @@ class Stack:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    var = tmp_path_factory.mktemp("bot-stack")
-    http, rasa, actions = _free_port(), _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
-    env.update(HOTLINE_SERVICE_VAR_DIR=str(var), HOTLINE_HTTP_PORT=str(http), HOTLINE_BOT_RASA_PORT=str(rasa),
-               HOTLINE_BOT_ACTIONS_PORT=str(actions), HOTLINE_API_SERVICE_TOKEN=TOKEN,
-               HOTLINE_ESCALATION_ENABLED="false", HOTLINE_SIP_ENABLED="false")
-    run = [sys.executable, str(ROOT / "run_hotline.py")]
-    subprocess.run(run + ["seed-demo", "--accounts", "30"], env=env, check=True, capture_output=True, timeout=120)
-    proc = subprocess.Popen(run + ["serve"], env=env, stdout=open(var / "serve.log", "w"), stderr=subprocess.STDOUT,
-                            text=True)
-    stack = Stack(http, rasa, proc)
+    stack = Stack(tmp_path_factory.mktemp("bot-stack"), TOKEN, bot=True).start()
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            try:
-                health = stack.api("/healthz")
-                if health["components"]["bot"].get("up"):
-                    break
-            except (urllib.error.URLError, ConnectionError, KeyError):
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise AssertionError("the bot did not come up:\n" + (var / "serve.log").read_text()[-4000:])
-            time.sleep(1)
         yield stack
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stack.stop()
 
 
 def _ticket_number(text: str) -> str:

@@ -3,6 +3,10 @@
 A browser keeps a random client id in localStorage; the id is the
 conversation's external user, so a reload or a dropped connection resumes the
 same conversation and its history.
+
+With several service processes (PostgreSQL), the resident's socket may sit on
+another process than the agent who answers: replies and status changes made
+elsewhere arrive as remote live events and are pushed from here.
 """
 from __future__ import annotations
 
@@ -51,20 +55,30 @@ class WebChatChannel:
                 self.sockets[conversation.external_user].discard(ws)
         return Delivery("delivered") if sent else Delivery("stored")
 
-    async def push_status(self, client: str, status: str, **extra: Any) -> None:
+    async def push(self, client: str, frame: dict[str, Any]) -> None:
         for ws in list(self.sockets.get(client, ())):
             try:
-                await ws.send_json({"type": "status", "status": status, **extra})
+                await ws.send_json(frame)
             except (ConnectionError, RuntimeError):
                 self.sockets[client].discard(ws)
 
     def on_event(self, event: dict[str, Any]) -> None:
-        """Tell the resident's page when a person joins or the conversation changes hands."""
-        if event.get("channel") != self.name or not event["type"].startswith("conversation.") \
-                or event["type"] == "conversation.message":
+        """Tell the resident's page when a person joins or the conversation changes hands, and
+        show replies stored by another process (this process delivers its own in `deliver`)."""
+        if event.get("channel") != self.name or not event.get("type", "").startswith("conversation."):
+            return
+        client = event.get("external_user")
+        if not client or client not in self.sockets:
+            return
+        if event["type"] == "conversation.message":
+            message = event.get("message") or {}
+            if event.get("remote") and message.get("direction") == "out":
+                frame = {"type": "message", "id": message.get("id"), "sender": message.get("sender_kind"),
+                         "text": message.get("text", ""), "at": message.get("created_at")}
+                asyncio.get_running_loop().create_task(self.push(client, frame))
             return
         extra = {"agent": event["agent_name"]} if "agent_name" in event else {}
-        asyncio.get_running_loop().create_task(self.push_status(event["external_user"], event["status"], **extra))
+        asyncio.get_running_loop().create_task(self.push(client, {"type": "status", "status": event["status"], **extra}))
 
 
 async def chat_page(request: web.Request) -> web.FileResponse:
@@ -123,6 +137,6 @@ def setup(app: web.Application) -> None:
     ctx = app[CTX]
     channel = WebChatChannel()
     ctx.channels["web"] = channel
-    ctx.bus.subscribe(channel.on_event)
+    ctx.live.subscribe(channel.on_event)
     app.router.add_get("/chat", chat_page)
     app.router.add_get("/ws/chat", chat_socket)

@@ -242,7 +242,7 @@ function renderQueueList(list, items, emptyText) {
 }
 
 function queueItem(c) {
-  const last = c.last_message;
+  const last = c.last_resident_message;
   const category = c.bot_intent && S.meta.categories[c.bot_intent];
   return el("li", { dataset: { conversationId: c.id, waitingSince: c.waiting_since || "" },
     class: c.id === S.convId ? "selected" : "", onclick: () => { location.hash = `queue/${c.id}`; } },
@@ -251,7 +251,7 @@ function queueItem(c) {
         category ? el("span", { class: "tag", text: category }) : null,
         c.handoff_reason === "angry" ? el("span", { class: "tag urgent", text: "情绪激动" }) : null),
       c.status === "waiting" ? el("span", { class: "wait" }) : el("span", { class: "meta", text: c.agent_name || "" })),
-    el("div", { class: "preview", text: last ? `${SENDERS[last.sender_kind] || ""}：${last.text}` : "" }));
+    el("div", { class: "preview", text: last ? last.text : "" }));
 }
 
 function tickWaits() {
