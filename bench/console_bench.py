@@ -7,6 +7,8 @@ element is added to the transcript; the latency is that stamp minus the moment
 the resident sent it (one machine, one wall clock).
 
     .venv/bin/python bench/console_bench.py --consoles 20 --messages 100
+    # the server alone: 20 signed-in /ws/events sockets instead of browsers
+    .venv/bin/python bench/console_bench.py --consoles 20 --messages 300 --interval 0.05 --sockets
     # two service processes on PostgreSQL: resident on one, every console on the other
     .venv/bin/python bench/console_bench.py --processes 2 --database-url postgresql://postgres@127.0.0.1:5432/hotline_bench_console
 """
@@ -71,7 +73,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     console_at, resident_at = services[0], services[-1]
     try:
         async with async_playwright() as p, aiohttp.ClientSession() as http:
-            browser = await p.chromium.launch(executable_path=chromium_path(), args=["--no-sandbox"])
+            browser = None if args.sockets else await p.chromium.launch(executable_path=chromium_path(),
+                                                                        args=["--no-sandbox"])
             ws_url = resident_at.url.replace("http", "ws") + "/ws/chat?client=bench-resident-1"
             resident = await http.ws_connect(ws_url)
             await resident.send_json({"type": "message", "id": "hello", "text": "你好，我要找人工"})
@@ -80,8 +83,24 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 await asyncio.sleep(0.2)
                 found = await asyncio.to_thread(console_at.api, "/api/conversations?status=waiting")
                 conv_id = found["items"][0]["id"] if found["items"] else None
-            pages = []
-            for i in range(args.consoles):
+            pages: list = []
+            sockets: list[tuple[aiohttp.ClientSession, aiohttp.ClientWebSocketResponse, dict[int, float]]] = []
+            for i in range(args.consoles if args.sockets else 0):
+                staff = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # cookies for 127.0.0.1
+                await staff.post(f"{console_at.url}/api/auth/login",
+                                 json={"username": "zhao.supervisor", "password": DEMO_PASSWORD})
+                events = await staff.ws_connect(console_at.url.replace("http", "ws") + "/ws/events")
+                seen_at: dict[int, float] = {}
+                sockets.append((staff, events, seen_at))
+
+                async def listen(events=events, seen_at=seen_at) -> None:
+                    async for frame in events:
+                        evt = json.loads(frame.data)
+                        text = (evt.get("message") or {}).get("text", "")
+                        if text.startswith("bench-"):
+                            seen_at[int(text.split()[0][6:])] = time.time() * 1000
+                asyncio.create_task(listen())
+            for i in range(0 if args.sockets else args.consoles):
                 ctx = await browser.new_context()
                 page = await ctx.new_page()
                 await page.goto(f"{console_at.url}/console")
@@ -101,15 +120,21 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             await asyncio.sleep(2)
             latencies: list[float] = []
             missing = 0
-            for page in pages:
-                seen = {n: at for n, at in await page.evaluate("window.__seen")}
+            seen_by = [{n: at for n, at in await page.evaluate("window.__seen")} for page in pages]
+            seen_by += [seen_at for _, _, seen_at in sockets]
+            for seen in seen_by:
                 missing += sum(1 for n in sent if n not in seen)
                 latencies += [seen[n] - sent[n] for n in sent if n in seen]
-            await browser.close()
+            for staff, events, _ in sockets:
+                await events.close()
+                await staff.close()
+            if browser is not None:
+                await browser.close()
     finally:
         for svc in services:
             svc.stop()
-    return {"consoles": args.consoles, "messages": args.messages, "processes": args.processes,
+    return {"consoles": args.consoles, "kind": "sockets" if args.sockets else "chromium",
+            "messages": args.messages, "interval_s": args.interval, "processes": args.processes,
             "database": "postgresql" if args.database_url else "sqlite", "missing": missing, **summary(latencies)}
 
 
@@ -120,6 +145,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between the resident's messages")
     parser.add_argument("--processes", type=int, default=1, help="2 needs --database-url (PostgreSQL)")
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--sockets", action="store_true", help="bare /ws/events sockets instead of browsers")
     args = parser.parse_args()
     if args.processes > 1 and not args.database_url.startswith("postgresql"):
         parser.error("several processes share one PostgreSQL database: give --database-url")

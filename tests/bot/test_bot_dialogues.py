@@ -178,3 +178,12 @@ def test_the_web_chat_talks_to_the_real_bot(stack: Stack) -> None:
     assert "身份证" in answer and status == "waiting"
     waiting = stack.api("/api/conversations?status=waiting")["items"]
     assert any(c["external_user"] == "webchat-e2e-1" and c["handoff_reason"] == "requested" for c in waiting)
+
+
+def test_a_person_asked_for_mid_report_hears_it_and_the_agent_gets_what_the_bot_learned(stack: Stack) -> None:
+    assert "地址" in stack.say("r-learn", "我家楼下水管漏水了").text
+    assert "电话" in stack.say("r-learn", "幸福路12号3单元").text
+    reply = stack.say("r-learn", "转人工")  # while the form waits for a phone number
+    assert reply.handoff and reply.category == "repair"
+    assert reply.learned["business_type"] == "leak"
+    assert "幸福路12号3单元" in reply.learned["address"]

@@ -198,7 +198,8 @@ function onEvent(evt) {
     return;
   }
   if (type.startsWith("conversation.")) {
-    if (S.view === "queue" || type === "conversation.waiting") later("queue", loadQueue);
+    if (type === "conversation.message") updatePreview(evt);  // the queue's order and members stay
+    else if (S.view === "queue" || type === "conversation.waiting") later("queue", loadQueue);
     if (evt.conversation_id === S.convId) {
       if (type === "conversation.message" && evt.message && !evt.truncated) appendMessage(evt.message);
       else later("conv", () => openConversation(S.convId, true));
@@ -252,6 +253,17 @@ function queueItem(c) {
         c.handoff_reason === "angry" ? el("span", { class: "tag urgent", text: "情绪激动" }) : null),
       c.status === "waiting" ? el("span", { class: "wait" }) : el("span", { class: "meta", text: c.agent_name || "" })),
     el("div", { class: "preview", text: last ? last.text : "" }));
+}
+
+function updatePreview(evt) {
+  const m = evt.message;
+  if (!m || m.direction !== "in") return;
+  for (const list of [S.queue.waiting, S.queue.active]) {
+    const c = list.find((x) => x.id === evt.conversation_id);
+    if (c) c.last_resident_message = m;
+  }
+  const li = document.querySelector(`.lists li[data-conversation-id="${Number(evt.conversation_id)}"] .preview`);
+  if (li) li.textContent = m.text;
 }
 
 function tickWaits() {
