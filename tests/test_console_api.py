@@ -167,6 +167,25 @@ async def _next(ws, kind: str) -> dict:
             return msg
 
 
+async def test_a_signed_out_console_stops_hearing_events(client: TestClient, monkeypatch) -> None:
+    from hotline.live import stream
+    monkeypatch.setattr(stream, "SESSION_CHECK_SECONDS", 0.2)
+    headers = await login(client, "agent1")
+    ws = await client.ws_connect("/ws/events")
+    assert (await ws.receive_json())["type"] == "hello"
+    assert (await client.post("/api/auth/logout", headers=headers)).status == 200
+    closed = await asyncio.wait_for(ws.receive(), timeout=5)
+    assert closed.type.name == "CLOSE" and ws.close_code == 4401
+
+
+async def test_another_sites_page_cannot_open_the_event_stream(client: TestClient) -> None:
+    await login(client, "agent1")
+    resp = await client.get("/ws/events", headers={"Origin": "https://evil.example", "Connection": "Upgrade",
+                                                   "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+                                                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+    assert resp.status == 403
+
+
 async def test_escalation_notices_reach_the_supervisors_console_live(client: TestClient, ctx, clock) -> None:
     await client.post("/api/tickets", headers=SERVICE, json={
         "category": "repair", "business_type": "leak", "description": "漏水", "channel": "phone"})

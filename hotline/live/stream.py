@@ -11,12 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from hotline.actors import Actor
 from hotline.api.middleware import authenticate
 from hotline.api.registry import ACTOR, AGENTS, CTX
+from hotline.auth import sessions as staff_sessions
 
 
 def visible(actor: Actor, event: dict[str, Any]) -> bool:
@@ -33,11 +35,29 @@ def visible(actor: Actor, event: dict[str, Any]) -> bool:
     return False
 
 
+SESSION_CHECK_SECONDS = 30.0
+
+
+def _same_origin(request: web.Request) -> bool:
+    """A browser always sends Origin on a WebSocket; another site's page must not ride the cookie."""
+    origin = request.headers.get("Origin")
+    return origin is None or urlsplit(origin).netloc == request.host
+
+
+async def _still_signed_in(request: web.Request, token: str) -> bool:
+    ctx = request.app[CTX]
+    async with ctx.readers() as session:
+        return await staff_sessions.resolve(session, token, ctx.clock()) is not None
+
+
 async def events_socket(request: web.Request) -> web.WebSocketResponse:
+    if not _same_origin(request):
+        raise web.HTTPForbidden(text="cross-origin WebSocket refused")
     await authenticate(request)
     actor = request.get(ACTOR)
     if actor is None or not actor.is_staff:
         raise web.HTTPUnauthorized(text="sign in first")
+    token = request.cookies[staff_sessions.COOKIE]
     ctx = request.app[CTX]
     ws = web.WebSocketResponse(heartbeat=30)
     await ws.prepare(request)
@@ -50,15 +70,25 @@ async def events_socket(request: web.Request) -> web.WebSocketResponse:
             if visible(actor, event):
                 await ws.send_json(event)
 
-    task = asyncio.create_task(pump())
+    async def watch_session() -> None:
+        """A signed-out or expired session stops hearing events within SESSION_CHECK_SECONDS."""
+        while True:
+            await asyncio.sleep(SESSION_CHECK_SECONDS)
+            if not await _still_signed_in(request, token):
+                await ws.close(code=4401, message=b"signed out")
+                return
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(watch_session())]
     try:
         async for _ in ws:  # the console only listens; reading keeps the socket alive
             pass
     finally:
         detach()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, ConnectionError):
-            await task
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, ConnectionError):
+                await task
     return ws
 
 
