@@ -17,7 +17,7 @@ def _load(name: str) -> Any:
 
 def business_type(category: str, text: str) -> str | None:
     """The first business type of the category whose keyword appears in the text."""
-    for entry in _load("business_types.yml")[category]:
+    for entry in _load("business_types.yml").get(category, []):
         if any(word in text for word in entry["keywords"]):
             return entry["code"]
     return None
