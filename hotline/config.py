@@ -55,6 +55,11 @@ class SipConfig:
     host: str = "127.0.0.1"
     port: int = 5060
     enabled: bool = True
+    flows_dir: str = "ivr_flows"
+    flow: str = "main"  # the flow an incoming call starts in
+    prompt_dir: str = "ivr_prompts"  # recorded <prompt id>.wav files that replace synthesized ones
+    voice: str = "cmn"  # espeak-ng voice for synthesized prompts
+    agent_uri: str = ""  # where "0" transfers to when agents are on duty, e.g. sip:queue@pbx.example
 
 
 @dataclasses.dataclass

@@ -274,6 +274,11 @@ async def link_conversation(session: AsyncSession, ticket: Ticket, conversation_
 MEDIA_KINDS = ("image", "voice")
 
 
+def attach_recording(session: AsyncSession, ticket: Ticket, uri: str, now: dt.datetime) -> None:
+    """A caller's voicemail becomes part of the ticket's record."""
+    session.add(TicketAttachment(ticket_id=ticket.id, kind="voice", uri=uri, created_at=now))
+
+
 def attach_media(session: AsyncSession, ticket: Ticket, message: Message, now: dt.datetime) -> None:
     """A resident's photo or voice message becomes part of the ticket's record."""
     uri = message.payload.get("pic_url") or f"{message.channel}-media:{message.payload.get('media_id', '')}"
