@@ -13,6 +13,8 @@ import logging
 import sys
 
 from hotline.config import ConfigError, describe_settings, load_config
+from hotline.ivr.flows import FlowError
+from hotline.ivr.prompts import PromptError
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -82,6 +84,9 @@ def _serve(config) -> None:  # type: ignore[no-untyped-def]
     from hotline.app import create_app
     from hotline.context import build_context
     ctx = build_context(config)
+    if config.sip.enabled:
+        from hotline.ivr.service import load_configured_flow
+        load_configured_flow(ctx)  # a bad flow file stops the start here, naming the file and line
     logging.getLogger("hotline").info("database %s", ctx.engine.url.render_as_string(hide_password=True))
     web.run_app(create_app(ctx), host=config.http.host, port=config.http.port, print=None)
 
@@ -102,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
             print(asyncio.run(_seed(config, args.accounts)))
         elif command == "adduser":
             print(asyncio.run(_adduser(config, args)))
-    except (ConfigError, ValueError) as exc:
+    except (ConfigError, ValueError, FlowError, PromptError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

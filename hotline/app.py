@@ -43,6 +43,7 @@ def create_app(ctx: AppContext) -> web.Application:
     ticket_updates.subscribe(ctx)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_live_fanout)
+    app.cleanup_ctx.append(_ivr)
     app.cleanup_ctx.append(_bot)
     return app
 
@@ -70,6 +71,20 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
         await ctx.bot.close()
     if processes is not None:
         await processes.stop()
+
+
+async def _ivr(app: web.Application) -> AsyncIterator[None]:
+    """The voice menu over SIP; a bad flow file stops the start with the file and line."""
+    ctx = app[CTX]
+    if not ctx.config.sip.enabled:
+        yield
+        return
+    from hotline.ivr.service import IvrService  # the IVR's imports only where it runs
+    ivr = IvrService(ctx)
+    await ivr.start()
+    ctx.health_checks["sip"] = ivr.status
+    yield
+    await ivr.stop()
 
 
 async def _live_fanout(app: web.Application) -> AsyncIterator[None]:

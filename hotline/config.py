@@ -60,6 +60,10 @@ class SipConfig:
     prompt_dir: str = "ivr_prompts"  # recorded <prompt id>.wav files that replace synthesized ones
     voice: str = "cmn"  # espeak-ng voice for synthesized prompts
     agent_uri: str = ""  # where "0" transfers to when agents are on duty, e.g. sip:queue@pbx.example
+    public_host: str = ""  # the address peers reach us at (SDP, Contact); default: host
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 30000
+    ring_seconds: float = 0.5  # between 180 Ringing and the answer
 
 
 @dataclasses.dataclass

@@ -33,8 +33,8 @@ class ServiceProcess:
         self.env.update(HOTLINE_SERVICE_VAR_DIR=str(var), HOTLINE_HTTP_PORT=str(self.http),
                         HOTLINE_BOT_RASA_PORT=str(self.rasa), HOTLINE_BOT_ACTIONS_PORT=str(self.actions),
                         HOTLINE_API_SERVICE_TOKEN=token, HOTLINE_ESCALATION_ENABLED="false",
-                        HOTLINE_SIP_ENABLED="false", HOTLINE_BOT_ENABLED="true" if bot else "false",
-                        **(env or {}))
+                        HOTLINE_SIP_ENABLED="false", HOTLINE_BOT_ENABLED="true" if bot else "false")
+        self.env.update(env or {})
         self.seed_accounts = seed_accounts
         self.proc: subprocess.Popen[str] | None = None
 

@@ -87,8 +87,11 @@ def test_serve_starts_and_reports_health(tmp_path: Path) -> None:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    with socket.socket(type=socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        sip_port = s.getsockname()[1]
     env.update(HOTLINE_SERVICE_VAR_DIR=str(tmp_path / "var"), HOTLINE_HTTP_PORT=str(port),
-               HOTLINE_BOT_ENABLED="false")
+               HOTLINE_BOT_ENABLED="false", HOTLINE_SIP_PORT=str(sip_port))
     proc = subprocess.Popen([sys.executable, str(ROOT / "run_hotline.py")], env=env, cwd=tmp_path,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -102,6 +105,7 @@ def test_serve_starts_and_reports_health(tmp_path: Path) -> None:
         else:
             raise AssertionError("service did not start")
         assert health["components"]["database"]["up"] is True
+        assert health["components"]["sip"]["up"] is True and health["components"]["sip"]["flow"] == "main"
     finally:
         proc.terminate()
         proc.wait(timeout=20)

@@ -1,0 +1,77 @@
+"""The IVR inside the service process: flows checked at start, prompts warmed, SIP listening."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from hotline.context import AppContext
+from hotline.ivr.engine import FlowRunner
+from hotline.ivr.flows import Flow, FlowError, load_flows
+from hotline.ivr.prompts import PromptLibrary
+from hotline.ivr.sip.call_line import SipCallLine
+from hotline.ivr.sip.rtp import PromptFrames
+from hotline.ivr.sip.server import Dialog, SipServer
+from models import Call
+
+log = logging.getLogger(__name__)
+
+
+def load_configured_flow(ctx: AppContext) -> Flow:
+    cfg = ctx.config.sip
+    flows = load_flows(ctx.config.path(cfg.flows_dir))
+    if cfg.flow not in flows:
+        raise FlowError(f"[sip] flow = {cfg.flow!r}, but {cfg.flows_dir} has only {', '.join(flows)}")
+    return flows[cfg.flow]
+
+
+class IvrService:
+    def __init__(self, ctx: AppContext) -> None:
+        cfg = ctx.config.sip
+        self.ctx = ctx
+        self.flow = load_configured_flow(ctx)
+        PromptLibrary.check_tools()
+        self.prompts = PromptLibrary(ctx.config.path(cfg.prompt_dir), ctx.config.var_dir / "prompt-cache", cfg.voice)
+        self.frames = PromptFrames()
+        self.server = SipServer(cfg.host, cfg.port, self._on_call, self._on_rejected, public_host=cfg.public_host,
+                                rtp_ports=(cfg.rtp_port_min, cfg.rtp_port_max), ring_seconds=cfg.ring_seconds)
+        self.active = 0
+
+    async def start(self) -> None:
+        await self.warm()
+        await self.server.start()
+        log.info("IVR listening on SIP/UDP %s:%d (flow %s)", self.ctx.config.sip.host, self.ctx.config.sip.port,
+                 self.flow.name)
+
+    async def warm(self) -> None:
+        """Synthesize every prompt without placeholders now, so no caller waits for it."""
+        static = [(pid, text) for pid, text in self.flow.prompts.items() if "{" not in text]
+        from hotline.ivr import speech
+        await asyncio.gather(*(self.prompts.audio(speech.numbers_in(text), pid) for pid, text in static))
+
+    async def stop(self) -> None:
+        await self.server.stop()
+
+    async def _on_call(self, dialog: Dialog) -> None:
+        self.active += 1
+        try:
+            line = SipCallLine(self.server, dialog, self.frames)
+            await FlowRunner(self.ctx, self.flow, self.prompts, line, self.ctx.config.sip.agent_uri).run()
+        finally:
+            self.active -= 1
+
+    async def _on_rejected(self, call_id: str, caller: str, callee: str, outcome: str) -> None:
+        """A call that never reached the menu (no SDP, no common codec, cancelled while ringing) is still recorded."""
+        now = self.ctx.clock()
+        try:
+            async with self.ctx.sessions.begin() as session:
+                session.add(Call(sip_call_id=call_id[:255], caller=caller[:64], callee=callee[:64], started_at=now,
+                                 ended_at=now, outcome=outcome))
+        except Exception:  # e.g. the same Call-ID seen before: nothing more to record
+            log.info("call %s not recorded again", call_id)
+
+    def status(self) -> dict[str, Any]:
+        cfg = self.ctx.config.sip
+        return {"up": self.server.transport is not None, "listen": f"udp:{cfg.host}:{cfg.port}",
+                "flow": self.flow.name, "active_calls": self.active, "calls_total": self.server.calls_total,
+                "dropped_datagrams": self.server.garbage, "late_media_ticks": self.server.clock.late_ticks}
