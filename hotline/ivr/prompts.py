@@ -21,7 +21,7 @@ class PromptError(Exception):
 
 
 class PromptLibrary:
-    def __init__(self, recorded_dir: Path, cache_dir: Path, voice: str = "cmn", speed: int = 150) -> None:
+    def __init__(self, recorded_dir: Path, cache_dir: Path, voice: str = "cmn", speed: int = 190) -> None:
         self.recorded_dir, self.cache_dir = recorded_dir, cache_dir
         self.voice, self.speed = voice, speed
         self._locks: dict[str, asyncio.Lock] = {}

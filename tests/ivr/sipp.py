@@ -88,10 +88,50 @@ BYE_IN = """
 """
 
 
+ACCEPT_REFER = """
+  <recv request="REFER" timeout="30000">
+    <action><ereg regexp=".*" search_in="hdr" header="From:" assign_to="ivrfrom"/></action>
+  </recv>
+  <send>
+    <![CDATA[
+      SIP/2.0 202 Accepted
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <send retrans="500">
+    <![CDATA[
+      NOTIFY sip:ivr@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To:[$ivrfrom]
+      Call-ID: [call_id]
+      CSeq: 2 NOTIFY
+      Event: refer
+      Subscription-State: terminated;reason=noresource
+      Max-Forwards: 70
+      Content-Type: message/sipfrag;version=2.0
+      Content-Length: [len]
+
+      SIP/2.0 {refer_status}
+    ]]>
+  </send>
+  <recv response="200"/>
+"""
+
+
 def scenario(keys: str, *, caller: str = "13800138000", callee: str = "12345", codecs: str = "0",
              first_key_after_ms: int = 2500, key_gap_ms: int = 700, hang_up_after_ms: int | None = None,
-             wait_for_bye_ms: int = 60000, audio_pcap: str | None = None, audio_before_key: int | None = None) -> str:
-    """A call that presses `keys` ('.' waits one gap), then hangs up itself or waits for the IVR's BYE."""
+             wait_for_bye_ms: int = 60000, audio_pcap: str | None = None, audio_before_key: int | None = None,
+             refer_status: str | None = None) -> str:
+    """A call that presses `keys` ('.' waits one gap), then hangs up itself or waits for the IVR's BYE.
+
+    With `refer_status` ("200 OK", "486 Busy Here") the caller's phone accepts the IVR's REFER and reports
+    how the new call went, as a phone doing a blind transfer would."""
     formats = f"{codecs} 101".split()
     names = {"0": "PCMU/8000", "8": "PCMA/8000", "18": "G729/8000", "101": "telephone-event/8000"}
     rtpmaps = "\n".join(f"      a=rtpmap:{f} {names[f]}" for f in formats)
@@ -101,19 +141,22 @@ def scenario(keys: str, *, caller: str = "13800138000", callee: str = "12345", c
             '  <recv response="200" rtd="true"/>', ACK.format(caller=caller, callee=callee),
             f'  <pause milliseconds="{first_key_after_ms}"/>']
     for i, key in enumerate(keys):
+        if i:
+            body.append(f'  <pause milliseconds="{key_gap_ms}"/>')  # none after the last: the IVR may hang up
         if audio_pcap and audio_before_key == i:
             body.append(f'  <nop><action><exec play_pcap_audio="{audio_pcap}"/></action></nop>')
-            body.append('  <pause milliseconds="4000"/>')
+            body.append('  <pause milliseconds="5000"/>')
         if key != ".":
             body.append(f'  <nop><action><exec play_pcap_audio="{PCAPS / KEY_PCAP[key]}"/></action></nop>')
-        body.append(f'  <pause milliseconds="{key_gap_ms}"/>')
+    if refer_status is not None:
+        body.append(ACCEPT_REFER.format(caller=caller, refer_status=refer_status))
     if hang_up_after_ms is not None:
         body.append(f'  <pause milliseconds="{hang_up_after_ms}"/>')
         body.append(BYE_OUT.format(caller=caller, callee=callee))
     else:
         body.append(BYE_IN.format(timeout_ms=wait_for_bye_ms))
-    return ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="hotline caller">\n  <Global variables="mport" />\n'
-            + "\n".join(body) + "\n</scenario>\n")
+    return ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="hotline caller">\n'
+            '  <Global variables="mport" />\n' + "\n".join(body) + "\n</scenario>\n")
 
 
 @dataclass

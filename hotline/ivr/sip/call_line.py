@@ -4,12 +4,13 @@ from __future__ import annotations
 import asyncio
 import math
 import struct
-import time
 from pathlib import Path
 
 from hotline.ivr.line import CallerHungUp
 from hotline.ivr.sip import rtp
 from hotline.ivr.sip.server import Dialog, SipServer
+
+SILENCE_END = 5.0  # seconds without speech that end a voicemail
 
 
 def _beep(payload_type: int, ms: int = 300, hz: int = 1000) -> list[bytes]:
@@ -25,6 +26,9 @@ class SipCallLine:
         self.call_id, self.caller, self.callee = dialog.call_id, dialog.caller, dialog.callee
 
     def _gone(self, partial: str = "") -> CallerHungUp:
+        """The caller hung up; keys pressed but not yet read still belong in the call record."""
+        while not self.dialog.digits.empty():
+            partial += self.dialog.digits.get_nowait()
         return CallerHungUp(partial)
 
     async def _first(self, *aws: asyncio.Future | asyncio.Task) -> None:  # type: ignore[type-arg]
@@ -75,25 +79,31 @@ class SipCallLine:
         return got
 
     async def record(self, path: Path, max_seconds: int) -> float:
-        """After a beep, keep the caller's audio until '#', hang-up or max_seconds; a hang-up keeps the message."""
+        """After a beep, keep the caller's audio until '#', SILENCE_END seconds without speech, hang-up
+        or max_seconds; a hang-up keeps the message (most callers just hang up when done)."""
         if self.dialog.ended.is_set():
             raise self._gone()
         await self._play_frames(_beep(self.dialog.offer.payload_type), interruptible=False)
         media = self.dialog.media
-        media.recording = []
-        deadline = time.monotonic() + max_seconds
-        while time.monotonic() < deadline and not self.dialog.ended.is_set():
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        media.recording, media.last_voice = [], started
+        while not self.dialog.ended.is_set():
+            now = loop.time()
+            if now - started >= max_seconds or now - media.last_voice >= SILENCE_END:
+                break
             digit = asyncio.ensure_future(self.dialog.digits.get())
             ended = asyncio.ensure_future(self.dialog.ended.wait())
-            done, _ = await asyncio.wait([digit, ended], timeout=deadline - time.monotonic(),
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait([digit, ended], timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
             ended.cancel()
-            if digit in done and digit.result() == "#":
-                break
-            digit.cancel()
+            if digit in done:
+                if digit.result() == "#":
+                    break
+            else:
+                digit.cancel()
         payloads, media.recording = media.recording, None
-        if not payloads:
-            return 0.0
+        if media.last_voice == started:
+            return 0.0  # not a word: no message
         return await asyncio.to_thread(rtp.write_wav, path, payloads, self.dialog.offer.payload_type)
 
     async def transfer(self, uri: str) -> bool:

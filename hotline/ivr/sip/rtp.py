@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 FRAME = 160  # samples (and G.711 bytes) per 20 ms at 8 kHz
 TICK = 0.020
+VOICE_RMS = 300  # 16-bit RMS above which a packet counts as speech, not line noise
 EVENTS = "0123456789*#ABCD"
 SILENCE = {0: b"\xff" * FRAME, 8: b"\xd5" * FRAME}
 
@@ -82,6 +83,7 @@ class RtpSession(asyncio.DatagramProtocol):
         self.recording: list[bytes] | None = None
         self._last_event_ts: int | None = None
         self._event_active = False
+        self.last_voice = 0.0  # loop time of the last loud packet while recording
         self.sent = self.received = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -139,6 +141,8 @@ class RtpSession(asyncio.DatagramProtocol):
                 self._event_active = False
         elif payload_type == self.payload_type and self.recording is not None:
             self.recording.append(payload)
+            if audioop.rms(decode(payload, payload_type), 2) > VOICE_RMS:
+                self.last_voice = asyncio.get_running_loop().time()
 
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable: the caller's media is gone
         log.debug("RTP error on port %d: %s", self.local_port, exc)
