@@ -64,6 +64,11 @@ class SipConfig:
     rtp_port_min: int = 20000
     rtp_port_max: int = 30000
     ring_seconds: float = 0.5  # between 180 Ringing and the answer
+    registrar: str = ""  # host:port to REGISTER with; empty: trunk mode (INVITEs come without registration)
+    username: str = ""
+    password: str = ""
+    domain: str = ""  # the registration's domain (realm); default: the registrar's host
+    register_expires: int = 300
 
 
 @dataclasses.dataclass

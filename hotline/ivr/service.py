@@ -10,6 +10,7 @@ from hotline.ivr.engine import FlowRunner
 from hotline.ivr.flows import Flow, FlowError, load_flows
 from hotline.ivr.prompts import PromptLibrary
 from hotline.ivr.sip.call_line import SipCallLine
+from hotline.ivr.sip.registration import Registration
 from hotline.ivr.sip.rtp import PromptFrames
 from hotline.ivr.sip.server import Dialog, SipServer
 from models import Call
@@ -36,10 +37,15 @@ class IvrService:
         self.server = SipServer(cfg.host, cfg.port, self._on_call, self._on_rejected, public_host=cfg.public_host,
                                 rtp_ports=(cfg.rtp_port_min, cfg.rtp_port_max), ring_seconds=cfg.ring_seconds)
         self.active = 0
+        self.registration = Registration(self.server, cfg.registrar, cfg.username, cfg.password, cfg.domain,
+                                         cfg.register_expires) if cfg.registrar else None
+        self._registering: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self.warm()
         await self.server.start()
+        if self.registration is not None:
+            self._registering = asyncio.create_task(self.registration.run(), name="sip-registration")
         log.info("IVR listening on SIP/UDP %s:%d (flow %s)", self.ctx.config.sip.host, self.ctx.config.sip.port,
                  self.flow.name)
 
@@ -50,6 +56,8 @@ class IvrService:
         await asyncio.gather(*(self.prompts.audio(speech.numbers_in(text), pid) for pid, text in static))
 
     async def stop(self) -> None:
+        if self._registering is not None:
+            self._registering.cancel()
         await self.server.stop()
 
     async def _on_call(self, dialog: Dialog) -> None:
@@ -72,6 +80,12 @@ class IvrService:
 
     def status(self) -> dict[str, Any]:
         cfg = self.ctx.config.sip
-        return {"up": self.server.transport is not None, "listen": f"udp:{cfg.host}:{cfg.port}",
-                "flow": self.flow.name, "active_calls": self.active, "calls_total": self.server.calls_total,
-                "dropped_datagrams": self.server.garbage, "late_media_ticks": self.server.clock.late_ticks}
+        listening = self.server.transport is not None
+        result: dict[str, Any] = {
+            "up": listening, "listen": f"udp:{cfg.host}:{cfg.port}", "mode": "registered" if cfg.registrar else "trunk",
+            "flow": self.flow.name, "active_calls": self.active, "calls_total": self.server.calls_total,
+            "dropped_datagrams": self.server.garbage, "late_media_ticks": self.server.clock.late_ticks}
+        if self.registration is not None:
+            result["registration"] = self.registration.status()
+            result["up"] = listening and self.registration.registered
+        return result

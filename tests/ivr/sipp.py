@@ -45,8 +45,9 @@ INVITE = """
 ACK = """
   <send>
     <![CDATA[
-      ACK sip:{callee}@[remote_ip]:[remote_port] SIP/2.0
+      ACK [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
       From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       [last_To:]
       Call-ID: [call_id]
@@ -60,8 +61,9 @@ ACK = """
 BYE_OUT = """
   <send retrans="500">
     <![CDATA[
-      BYE sip:{callee}@[remote_ip]:[remote_port] SIP/2.0
+      BYE [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
       From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       [last_To:]
       Call-ID: [call_id]
@@ -105,8 +107,9 @@ ACCEPT_REFER = """
   </send>
   <send retrans="500">
     <![CDATA[
-      NOTIFY sip:ivr@[remote_ip]:[remote_port] SIP/2.0
+      NOTIFY [next_url] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch];rport
+      [routes]
       From: <sip:{caller}@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
       To:[$ivrfrom]
       Call-ID: [call_id]
@@ -138,7 +141,7 @@ def scenario(keys: str, *, caller: str = "13800138000", callee: str = "12345", c
     rtpmaps += "\n      a=fmtp:101 0-15"
     body = [INVITE.format(caller=caller, callee=callee, formats=" ".join(formats), rtpmaps=rtpmaps),
             '  <recv response="100" optional="true"/>', '  <recv response="180" optional="true"/>',
-            '  <recv response="200" rtd="true"/>', ACK.format(caller=caller, callee=callee),
+            '  <recv response="200" rtd="true" rrs="true"/>', ACK.format(caller=caller, callee=callee),
             f'  <pause milliseconds="{first_key_after_ms}"/>']
     for i, key in enumerate(keys):
         if i:

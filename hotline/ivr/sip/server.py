@@ -238,6 +238,8 @@ class SipServer(asyncio.DatagramProtocol):
             if not await self._await_ack(dialog, addr):
                 log.warning("call %s: no ACK for our 200; hanging up", msg.call_id)
                 await self.bye(dialog)
+                if not dialog.ended_by == "caller":
+                    await self.on_rejected(msg.call_id, caller, callee, "failed")
                 return
             await self.on_call(dialog)
         finally:
@@ -302,9 +304,15 @@ class SipServer(asyncio.DatagramProtocol):
 
     async def request(self, dialog: Dialog, method: str, extra: list[tuple[str, str]] | None = None,
                       timeout: float = 64 * T1) -> sip.SipMessage | None:
-        """Send with retransmissions (timer E) until a final response; None when none comes."""
+        """Send inside the dialog; the final response, or None when none comes."""
         msg, dest = self._in_dialog(dialog, method, extra)
-        key = (dialog.call_id, dialog.local_cseq, method)
+        return await self.transact(msg, dest, timeout)
+
+    async def transact(self, msg: sip.SipMessage, dest: tuple[str, int],
+                       timeout: float = 64 * T1) -> sip.SipMessage | None:
+        """Send a request with retransmissions (timer E) until a final response; None when none comes."""
+        number, method = msg.cseq
+        key = (msg.call_id, number, method)
         future: asyncio.Future[sip.SipMessage] = asyncio.get_running_loop().create_future()
         self.pending[key] = future
         data = self.send(msg, dest)
@@ -312,7 +320,7 @@ class SipServer(asyncio.DatagramProtocol):
         try:
             while waited < timeout:
                 try:
-                    return await asyncio.wait_for(asyncio.shield(future), interval)
+                    return await asyncio.wait_for(asyncio.shield(future), min(interval, timeout - waited))
                 except TimeoutError:
                     waited += interval
                     interval = min(interval * 2, 4.0)
