@@ -4,7 +4,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from hotline.api.registry import AGENTS, ApiError, actor_of, ctx_of, json_response, parse_body, route
+from hotline.api.registry import AGENTS, ApiError, actor_of, ctx_of, json_response, parse_body, path_id, route
 from hotline.conversations import service
 
 
@@ -14,10 +14,7 @@ class Reply(BaseModel):
 
 
 def _id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such conversation") from None
+    return path_id(request, "conversation")
 
 
 async def _run(coro) -> web.Response:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func, select
 
 from hotline.api.records import conversation_json, message_json
-from hotline.api.registry import AGENTS, ApiError, actor_of, ctx_of, json_response, parse_body, route
+from hotline.api.registry import AGENTS, ApiError, actor_of, ctx_of, json_response, parse_body, path_id, route
 from hotline.api.tickets import full_ticket_json
 from hotline.tickets import lifecycle
 from models import Conversation, Message, Staff, Ticket
@@ -18,13 +18,6 @@ from models import Conversation, Message, Staff, Ticket
 class LinkTicket(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
     number: str = Field(min_length=1, max_length=32)
-
-
-def _conversation_id(request: web.Request) -> int:
-    try:
-        return int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such conversation") from None
 
 
 @route("GET", "/api/queue", "Waiting conversations oldest first, and the ones being served",
@@ -68,7 +61,7 @@ async def queue(request: web.Request) -> web.Response:
 async def ticket_draft(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     async with ctx.readers() as session:
-        conv = await session.get(Conversation, _conversation_id(request))
+        conv = await session.get(Conversation, path_id(request, "conversation"))
         if conv is None:
             raise ApiError(404, "not_found", "no such conversation")
         said = (await session.execute(select(Message.text).where(
@@ -103,7 +96,7 @@ async def conversation_tickets(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     async with ctx.readers() as session:
         tickets = (await session.execute(select(Ticket).where(
-            Ticket.conversation_id == _conversation_id(request)).order_by(Ticket.id))).scalars().all()
+            Ticket.conversation_id == path_id(request, "conversation")).order_by(Ticket.id))).scalars().all()
         items = [await full_ticket_json(ctx, session, t, actor_of(request)) for t in tickets]
     return json_response({"items": items})
 
@@ -113,7 +106,7 @@ async def conversation_tickets(request: web.Request) -> web.Response:
 async def link_ticket(request: web.Request) -> web.Response:
     ctx, actor = ctx_of(request), actor_of(request)
     body = await parse_body(request, LinkTicket)
-    conv_id = _conversation_id(request)
+    conv_id = path_id(request, "conversation")
     async with ctx.sessions.begin() as session:
         if await session.get(Conversation, conv_id) is None:
             raise ApiError(404, "not_found", "no such conversation")

@@ -8,7 +8,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from hotline.api.registry import AGENTS, ALL_STAFF, ApiError, actor_of, ctx_of, json_response, parse_query, route
+from hotline.api.registry import (AGENTS, ALL_STAFF, ApiError, actor_of, ctx_of, json_response, parse_query,
+                                  path_id, route)
 from models import Call, Conversation, Message, Notification, Ticket
 
 CONTACT_ROLES = AGENTS | {"service"}
@@ -70,10 +71,7 @@ async def list_conversations(request: web.Request) -> web.Response:
        roles=CONTACT_ROLES, errors=(401, 403, 404))
 async def get_conversation(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    try:
-        conversation_id = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such conversation") from None
+    conversation_id = path_id(request, "conversation")
     async with ctx.readers() as session:
         conv = await session.get(Conversation, conversation_id)
         if conv is None:
@@ -114,10 +112,7 @@ async def list_calls(request: web.Request) -> web.Response:
 async def call_recording(request: web.Request) -> web.StreamResponse:
     """Recordings live under <var_dir>/recordings; a stored path outside it is never served."""
     ctx = ctx_of(request)
-    try:
-        call_id = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such call") from None
+    call_id = path_id(request, "call")
     async with ctx.readers() as session:
         call = await session.get(Call, call_id)
     if call is None or not call.recording_path:
@@ -147,10 +142,7 @@ async def my_notifications(request: web.Request) -> web.Response:
        roles=ALL_STAFF, errors=(401, 404))
 async def read_notification(request: web.Request) -> web.Response:
     ctx, actor = ctx_of(request), actor_of(request)
-    try:
-        notification_id = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(404, "not_found", "no such notice") from None
+    notification_id = path_id(request, "notice")
     async with ctx.sessions.begin() as session:
         result = await session.execute(
             update(Notification).where(Notification.id == notification_id, Notification.staff_id == actor.id,

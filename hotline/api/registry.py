@@ -64,6 +64,14 @@ def actor_of(request: web.Request) -> Actor:
     return request[ACTOR]
 
 
+def path_id(request: web.Request, what: str) -> int:
+    """The numeric {id} of the path; anything else is a 404 for `what` (e.g. "conversation")."""
+    try:
+        return int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(404, "not_found", f"no such {what}") from None
+
+
 def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
     return [{"field": ".".join(str(p) for p in err["loc"]), "message": err["msg"]} for err in exc.errors()]
 

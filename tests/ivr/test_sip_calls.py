@@ -141,7 +141,7 @@ class RawPeer:
                 f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:13000130000@127.0.0.1:{self.port}>\r\n"
                 f"Max-Forwards: 70\r\n{extra}")
         if body:
-            head += f"Content-Type: application/sdp\r\n"
+            head += "Content-Type: application/sdp\r\n"
         return (head + f"Content-Length: {len(body.encode())}\r\n\r\n" + body).encode()
 
     def close(self) -> None:
