@@ -28,7 +28,7 @@ from playwright.async_api import async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests.browser.conftest import DEMO_PASSWORD, chromium_path  # noqa: E402
-from tests.service_process import ServiceProcess  # noqa: E402
+from tests.service_process import ServiceProcess, fresh_postgres_database  # noqa: E402
 
 OBSERVER = """() => {
   window.__seen = [];
@@ -42,18 +42,6 @@ OBSERVER = """() => {
 }"""
 
 
-async def ensure_database(url: str) -> None:
-    import asyncpg
-    from sqlalchemy.engine import make_url
-    parsed = make_url(url)
-    conn = await asyncpg.connect(host=parsed.host, port=parsed.port, user=parsed.username, database="postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{parsed.database}"')
-    finally:
-        await conn.close()
-
-
 def summary(values: list[float]) -> dict[str, float]:
     values = sorted(values)
     pick = lambda q: values[min(len(values) - 1, int(len(values) * q))]  # noqa: E731
@@ -65,7 +53,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     var = Path(tempfile.mkdtemp(prefix="console-bench-"))
     env = {"HOTLINE_DATABASE_URL": args.database_url} if args.database_url else {}
     if args.database_url:
-        await ensure_database(args.database_url)
+        await fresh_postgres_database(args.database_url)
     services = [ServiceProcess(var / f"p{i}", "bench-token", bot=False, seed_accounts=10, env=env)
                 for i in range(args.processes)]
     for i, svc in enumerate(services):

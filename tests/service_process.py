@@ -16,6 +16,21 @@ from typing import Any
 from hotline.config import ROOT
 
 
+async def fresh_postgres_database(url: str) -> str:
+    """Drop and create the database the URL names (on the same server); returns the URL."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+    parsed = make_url(url)
+    conn = await asyncpg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
+                                 password=parsed.password, database="postgres")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+    finally:
+        await conn.close()
+    return url
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

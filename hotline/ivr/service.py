@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from hotline.context import AppContext
+from hotline.ivr import speech
 from hotline.ivr.engine import FlowRunner
 from hotline.ivr.flows import Flow, FlowError, load_flows
 from hotline.ivr.prompts import PromptLibrary
@@ -52,7 +53,6 @@ class IvrService:
     async def warm(self) -> None:
         """Synthesize every prompt without placeholders now, so no caller waits for it."""
         static = [(pid, text) for pid, text in self.flow.prompts.items() if "{" not in text]
-        from hotline.ivr import speech
         await asyncio.gather(*(self.prompts.audio(speech.numbers_in(text), pid) for pid, text in static))
 
     async def stop(self) -> None:

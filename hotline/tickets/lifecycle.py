@@ -110,8 +110,12 @@ class TicketDraft:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def _role(actor: Actor) -> str:
+    return "service" if actor.kind == "service" else actor.role if actor.is_staff else actor.kind
+
+
 def _check_role(actor: Actor, action: str, allowed: frozenset[str]) -> None:
-    role = "service" if actor.kind == "service" else actor.role if actor.is_staff else actor.kind
+    role = _role(actor)
     if actor.kind == "system":
         return
     if role not in allowed:
@@ -120,7 +124,7 @@ def _check_role(actor: Actor, action: str, allowed: frozenset[str]) -> None:
 
 def allowed_actions(actor: Actor, ticket: Ticket) -> list[str]:
     """The actions this actor may take on this ticket now, so a console offers only those."""
-    role = "service" if actor.kind == "service" else actor.role if actor.is_staff else actor.kind
+    role = _role(actor)
     return [name for name, spec in TRANSITIONS.items() if ticket.status in spec.sources and role in spec.roles]
 
 
@@ -238,11 +242,7 @@ async def create_ticket(session: AsyncSession, router: Router, draft: TicketDraf
     session.add(ticket)
     await session.flush()
     if draft.conversation_id:
-        media = (await session.execute(select(Message).where(
-            Message.conversation_id == draft.conversation_id, Message.kind.in_(MEDIA_KINDS),
-            Message.direction == "in"))).scalars().all()
-        for msg in media:
-            attach_media(session, ticket, msg, now)
+        await _attach_conversation_media(session, ticket, draft.conversation_id, now)
     _event(session, ticket, actor, "create", now, None, data={
         "department": route.department, "business_type": route.business_type,
         "priority": route.priority, "response_due_at": route.response_due_at.isoformat(),
@@ -262,16 +262,22 @@ async def link_conversation(session: AsyncSession, ticket: Ticket, conversation_
                                 "linked_elsewhere")
     ticket.conversation_id = conversation_id
     ticket.updated_at = now
-    media = (await session.execute(select(Message).where(
-        Message.conversation_id == conversation_id, Message.kind.in_(MEDIA_KINDS),
-        Message.direction == "in"))).scalars().all()
-    for msg in media:
-        attach_media(session, ticket, msg, now)
+    await _attach_conversation_media(session, ticket, conversation_id, now)
     _event(session, ticket, actor, "link", now, ticket.status, data={"conversation_id": conversation_id})
     return ticket
 
 
 MEDIA_KINDS = ("image", "voice")
+
+
+async def _attach_conversation_media(session: AsyncSession, ticket: Ticket, conversation_id: int,
+                                     now: dt.datetime) -> None:
+    """Photos and voice messages the resident already sent in the conversation go with its ticket."""
+    media = (await session.execute(select(Message).where(
+        Message.conversation_id == conversation_id, Message.kind.in_(MEDIA_KINDS),
+        Message.direction == "in"))).scalars().all()
+    for msg in media:
+        attach_media(session, ticket, msg, now)
 
 
 def attach_recording(session: AsyncSession, ticket: Ticket, uri: str, now: dt.datetime) -> None:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 
-import asyncpg
 import pytest
 from playwright.sync_api import BrowserContext, expect
 from sqlalchemy.engine import make_url
 
 from tests.browser.conftest import TOKEN, Resident, run_async, sign_in
-from tests.service_process import ServiceProcess
+from tests.service_process import ServiceProcess, fresh_postgres_database
 
 PG_URL = os.environ.get("HOTLINE_TEST_DATABASE_URL", "")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="set HOTLINE_TEST_DATABASE_URL (the CI does)")
@@ -20,18 +19,8 @@ DATABASE = "hotline_console_e2e"
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServiceProcess, ServiceProcess]]:
-    url = make_url(PG_URL)
-
-    async def fresh_database() -> None:
-        conn = await asyncpg.connect(host=url.host, port=url.port, user=url.username, database=url.database)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-            await conn.execute(f'CREATE DATABASE "{DATABASE}"')
-        finally:
-            await conn.close()
-
-    run_async(fresh_database())
-    env = {"HOTLINE_DATABASE_URL": url.set(database=DATABASE).render_as_string(hide_password=False)}
+    url = make_url(PG_URL).set(database=DATABASE).render_as_string(hide_password=False)
+    env = {"HOTLINE_DATABASE_URL": run_async(fresh_postgres_database(url))}
     var = tmp_path_factory.mktemp("two-processes")
     first = ServiceProcess(var / "a", TOKEN, bot=False, seed_accounts=10, env=env).start(seed=True)
     second = ServiceProcess(var / "b", TOKEN, bot=False, env=env)

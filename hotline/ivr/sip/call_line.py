@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import struct
 from pathlib import Path
@@ -13,6 +14,7 @@ from hotline.ivr.sip.server import Dialog, SipServer
 SILENCE_END = 5.0  # seconds without speech that end a voicemail
 
 
+@functools.cache
 def _beep(payload_type: int, ms: int = 300, hz: int = 1000) -> list[bytes]:
     samples = 8 * ms
     pcm = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * hz * i / 8000))) for i in range(samples))

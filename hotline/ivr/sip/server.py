@@ -211,7 +211,7 @@ class SipServer(asyncio.DatagramProtocol):
                 dialog.digits.put_nowait(key)
 
         try:
-            media = await rtp.open_session(self.host if self.host != "0.0.0.0" else "0.0.0.0", self.rtp_ports,
+            media = await rtp.open_session(self.host, self.rtp_ports,
                                            offer.payload_type, offer.dtmf_payload_type, on_digit)
         except OSError as exc:
             log.error("call %s refused: %s", msg.call_id, exc)
