@@ -69,6 +69,11 @@ class SipConfig:
     password: str = ""
     domain: str = ""  # the registration's domain (realm); default: the registrar's host
     register_expires: int = 300
+    # Who may place calls in trunk mode: comma-separated addresses or networks (CIDR).
+    # Empty: loopback and the registrar's address. Others get 403.
+    allowed_peers: str = ""
+    resolve_hostnames: bool = False  # Via/SDP host names: refused (false) or resolved once, off the event loop
+    max_setup_per_source: int = 10  # calls in setup (not yet ACKed) from one address; more get 486
 
 
 @dataclasses.dataclass
@@ -80,7 +85,10 @@ class BotConfig:
     rasa_port: int = 5005
     actions_port: int = 5055
     enabled: bool = True
-    timeout_seconds: float = 4.0
+    # The long limit: a bot slower than this (or failing) hands the conversation to people.
+    timeout_seconds: float = 30.0
+    concurrency: int = 8  # requests to Rasa at once; the rest wait in the queue
+    queue_size: int = 200  # messages waiting for the bot; beyond it residents are asked to wait
 
 
 @dataclasses.dataclass
@@ -90,6 +98,10 @@ class WechatConfig:
     app_secret: str = ""
     encoding_aes_key: str = ""
     api_base_url: str = "https://api.weixin.qq.com"
+    # plaintext, compatible or safe; empty: safe once encoding_aes_key is set, else plaintext.
+    mode: str = ""
+    max_age_seconds: int = 300  # a push's timestamp must be this recent; its nonce is refused twice
+    max_stored_chars: int = 20000  # longer texts are cut when stored (the bot sees at most 2,000)
 
 
 @dataclasses.dataclass
