@@ -21,7 +21,7 @@ from hotline.console import views as console
 from hotline.context import AppContext
 from hotline.conversations import ticket_updates
 from hotline.departments import sync_departments
-from hotline.health import healthz
+from hotline.health import healthz, readyz
 from hotline.live import postgres as live_postgres, stream as live
 from hotline.tickets.calendar import warn_about_coverage
 from hotline.tickets.escalation import run_scheduler
@@ -36,6 +36,7 @@ def create_app(ctx: AppContext) -> web.Application:
         app.router.add_route(spec.method, spec.path, guard(spec.handler, spec.roles))
     app.router.add_get("/api/openapi.json", openapi_view)
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
     live.setup(app)
     console.setup(app)
     webchat.setup(app)
