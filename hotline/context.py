@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hotline.bot.client import RasaClient
 from hotline.config import Config
+from hotline.conversations.bot_queue import BotQueue
 from hotline.events import EventBus
 from hotline.tickets.calendar import load_calendar
 from hotline.tickets.routing import Router, load_routing
@@ -30,6 +31,7 @@ class AppContext:
     origin: str  # this process's name on the NOTIFY channel
     clock: Callable[[], dt.datetime] = utcnow
     bot: RasaClient | None = None
+    bot_queue: BotQueue = field(default_factory=lambda: BotQueue(8, 200))  # requests to Rasa: bounded, in turn
     channels: dict[str, Any] = field(default_factory=dict)  # name -> hotline.channels.base.Channel
     # Components report here for /healthz: name -> callable returning (up, detail).
     health_checks: dict[str, Callable[[], Any]] = field(default_factory=dict)
@@ -52,4 +54,5 @@ def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> 
     sessions.configure(info=info)
     readers = session_factory(read_only(engine))
     return AppContext(config=config, engine=engine, sessions=sessions, readers=readers, router=router,
-                      bus=bus, live=live, origin=origin, clock=clock)
+                      bus=bus, live=live, origin=origin, clock=clock,
+                      bot_queue=BotQueue(config.bot.concurrency, config.bot.queue_size))

@@ -24,6 +24,7 @@ from tests.conftest import login
 class FakeRasa:
     def __init__(self) -> None:
         self.mode = "echo"
+        self.delay = 0.5
         self.received: list[dict[str, Any]] = []
 
     async def webhook(self, request: web.Request) -> web.Response:
@@ -33,6 +34,8 @@ class FakeRasa:
             return web.json_response({"error": "boom"}, status=500)
         if self.mode == "slow":
             await asyncio.sleep(5)
+        if self.mode == "busy":  # slow but working, like one Rasa process under a burst
+            await asyncio.sleep(self.delay)
         if self.mode == "handoff":
             return web.json_response([{"recipient_id": body["sender"], "text": "好的，正在为您转接人工客服。"},
                                       {"recipient_id": body["sender"],
@@ -190,10 +193,103 @@ async def test_bad_input_on_the_socket_is_refused_clearly(chat) -> None:
     assert "不超过" in (await _recv(ws, "error"))["message"]
 
 
-async def test_the_chat_page_escapes_resident_text(chat) -> None:
+async def test_the_chat_page_escapes_resident_text_and_runs_no_inline_script(chat) -> None:
     client, _ = chat
-    page = await (await client.get("/chat")).text()
-    assert "在线客服" in page and "textContent" in page and "innerHTML" not in page
+    resp = await client.get("/chat")
+    page = await resp.text()
+    assert "在线客服" in page and "<script>" not in page and "<style>" not in page
+    policy = resp.headers["Content-Security-Policy"]
+    assert "'unsafe-inline'" not in policy and "frame-ancestors 'none'" in policy
+    script = await client.get("/chat/static/chat.js")
+    assert script.status == 200 and script.headers["X-Content-Type-Options"] == "nosniff"
+    code = await script.text()
+    assert "textContent" in code and "innerHTML" not in code
+    assert (await client.get("/chat/static/chat.html")).status == 404
+    assert (await client.get("/chat/static/..%2Fchannel.py")).status == 404
+
+
+async def test_a_slow_bot_still_answers_and_the_resident_sees_it_typing(chat, ctx) -> None:
+    """A bot slower than the old 4-second limit is slow, not down: it answers, nobody is handed off."""
+    client, fake = chat
+    ctx.bot = RasaClient(ctx.bot.base_url, ctx.config.bot.timeout_seconds)
+    fake.mode, fake.delay = "busy", 4.5
+    ws = await client.ws_connect("/ws/chat?client=resident-0010")
+    await _recv(ws, "history")
+    await ws.send_json({"type": "message", "id": "m1", "text": "营业厅几点上班"})
+    frames = []
+    while not (frames and frames[-1].get("type") == "message"):
+        frames.append(await asyncio.wait_for(ws.receive_json(), timeout=10))
+    # The receipt never waits for the bot; the page shows it typing until the answer comes.
+    assert [(f["type"], f.get("on")) for f in frames if f["type"] != "status"] == [("ack", None), ("typing", True), ("typing", False),
+                                                           ("message", None)]
+    assert frames[-1] == {**frames[-1], "sender": "bot", "text": "收到：营业厅几点上班"}
+    assert (await _conversation(ctx)).status == "bot"
+
+
+async def test_past_the_long_limit_the_resident_reaches_a_person(chat, ctx) -> None:
+    client, fake = chat
+    ctx.bot = RasaClient(ctx.bot.base_url, 60)
+    ctx.config.bot.timeout_seconds = 1.0
+    fake.mode = "slow"
+    ws = await client.ws_connect("/ws/chat?client=resident-0011")
+    await _recv(ws, "history")
+    await ws.send_json({"type": "message", "id": "m1", "text": "家里没水了"})
+    assert "人工客服" in (await _recv(ws, "message"))["text"]
+    conv = await _conversation(ctx)
+    assert (conv.status, conv.handoff_reason) == ("waiting", "bot_unavailable")
+
+
+async def test_an_overload_asks_residents_to_wait_instead_of_handing_them_all_off(chat, ctx) -> None:
+    from hotline.conversations.bot_queue import BotQueue
+    client, fake = chat
+    ctx.bot = RasaClient(ctx.bot.base_url, 30)
+    ctx.bot_queue = BotQueue(concurrency=1, queue_size=1)
+    fake.mode, fake.delay = "busy", 0.3
+    sockets = []
+    for i in range(4):
+        ws = await client.ws_connect(f"/ws/chat?client=resident-busy-{i}")
+        await _recv(ws, "history")
+        sockets.append(ws)
+    for i, ws in enumerate(sockets):
+        await ws.send_json({"type": "message", "id": "m1", "text": f"问题{i}"})
+    heard: list[list[str]] = []
+    for ws in sockets:
+        texts = []
+        while not texts or not texts[-1].startswith("收到"):
+            message = await _recv(ws, "message")
+            texts.append(message["text"])
+        heard.append(texts)
+    assert sum("请稍候" in t for texts in heard for t in texts) >= 1  # someone was asked to wait
+    async with ctx.readers() as session:
+        statuses = (await session.execute(select(Conversation.status))).scalars().all()
+    assert statuses == ["bot"] * 4 and ctx.bot_queue.answered == 4 and ctx.bot_queue.waiting == 0
+
+
+async def test_a_very_long_message_is_stored_whole_and_cut_for_the_bot(chat, ctx) -> None:
+    from hotline.conversations import service
+    _, fake = chat
+    text = "我家水表" + "很长的描述" * 600
+    received = await service.receive(ctx, "wechat", "openid-long", text)
+    assert len(fake.received[-1]["message"]) == service.BOT_MAX_CHARS
+    kinds = [(k, t) for k, t in await _messages(ctx)]
+    assert ("resident", text) in kinds
+    assert any(k == "system" and "前2000字" in t for k, t in kinds)
+    assert received.duplicate is False
+
+
+async def test_health_is_liveness_and_readiness_tells_when_an_enabled_part_is_down(chat, ctx) -> None:
+    client, _ = chat
+    ready = await client.get("/readyz")
+    assert ready.status == 200 and (await ready.json())["ready"] is True  # bot and SIP are disabled here
+    ctx.config.bot.enabled = True
+    ctx.health_checks["bot"] = lambda: {"up": False, "detail": "restarting"}
+    health = await client.get("/healthz")
+    body = await health.json()
+    assert health.status == 200 and body["status"] == "degraded" and body["down"] == ["bot"]
+    ready = await client.get("/readyz")
+    assert ready.status == 503 and (await ready.json())["down"] == ["bot"]
+    ctx.health_checks["bot"] = lambda: {"up": True}
+    assert (await client.get("/readyz")).status == 200
 
 
 async def test_the_resident_hears_when_their_ticket_moves_on(chat, ctx, staff) -> None:

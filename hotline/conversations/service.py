@@ -7,8 +7,10 @@ to `waiting` and an agent sees it.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,9 +31,12 @@ log = logging.getLogger(__name__)
 
 OPEN = ("bot", "waiting", "agent")
 RATING_WINDOW = dt.timedelta(hours=24)
+BOT_MAX_CHARS = 2000  # what the bot reads of one message (the web chat's own limit); the rest is stored
 TEXTS = {
     "handoff": "正在为您转接人工客服，请稍候，您的消息都已记录。",
     "bot_unavailable": "智能客服暂时无法回复，已为您转接人工客服，请稍候，您的消息都已记录。",
+    "bot_busy": "当前咨询人数较多，智能客服正在逐条回复，请稍候，无需重复发送。",
+    "cut_for_bot": "您的消息较长，智能客服只阅读了前2000字；完整内容已保存，人工客服可以查看。",
     "agent_joined": "人工客服{name}已接入，为您服务。",
     "handed_back": "人工客服已结束接待，您可以继续向智能客服提问。",
     "rating": "本次服务已结束。请为我们的服务打分：回复数字 1-5（5 表示非常满意）。",
@@ -96,11 +101,14 @@ def _store(session: AsyncSession, conv: Conversation, *, direction: str, sender_
 async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: str = "text",
                   payload: dict[str, Any] | None = None, channel_message_id: str | None = None,
                   metadata: dict[str, Any] | None = None, remember: dict[str, Any] | None = None,
-                  to_bot: bool = True) -> Received:
+                  to_bot: bool = True,
+                  on_stored: Callable[[Received], Awaitable[None]] | None = None) -> Received:
     """Store a resident's message, then let whoever owns the conversation answer.
 
     `remember` is kept on the conversation (e.g. a WeChat location) and sent to
     the bot with every later message; `to_bot=False` stores without asking it.
+    `on_stored` runs once the message is committed, before the bot is asked
+    (the web chat acknowledges there, so a slow bot never delays the receipt).
     """
     now = ctx.clock()
     rated: Conversation | None = None
@@ -138,33 +146,68 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
         if found is None:
             raise
         return Received(found[0], found[1], duplicate=True)
+    received = Received(conv_id, msg_id)
+    if on_stored is not None:
+        try:
+            await on_stored(received)
+        except Exception:  # e.g. the resident's socket closed: the message is stored and still answered
+            log.info("could not acknowledge message %s", msg_id, exc_info=True)
     if rated is not None:
         await send(ctx, conv_id, "system", TEXTS["rated"])
     elif status == "bot" and to_bot:
         await ask_bot(ctx, conv_id, text, {**slots, **(metadata or {})})
-    return Received(conv_id, msg_id)
+    return received
 
 
 async def ask_bot(ctx: AppContext, conv_id: int, text: str, metadata: dict[str, Any]) -> None:
-    """Send the resident's text to Rasa; any failure hands the conversation to a person."""
+    """Send the resident's text to Rasa, in turn with everyone else's.
+
+    Slow is not down: the answer is delivered whenever it comes within the long
+    limit (`[bot] timeout_seconds`, the wait in the queue included); only a
+    failing bot or one past that limit hands the conversation to a person.
+    """
+    if len(text) > BOT_MAX_CHARS:
+        text = text[:BOT_MAX_CHARS]
+        await send(ctx, conv_id, "system", TEXTS["cut_for_bot"], only_if_status="bot")
+    async with ctx.readers() as session:
+        conv = await session.get(Conversation, conv_id)
+        assert conv is not None
+        channel_name, user = conv.channel, conv.external_user
+    meta = {"conversation_id": conv_id, "channel": channel_name, **metadata}
+    queue = ctx.bot_queue
+    if queue.full:
+        queue.overflowed += 1
+        await send(ctx, conv_id, "system", TEXTS["bot_busy"], only_if_status="bot")
+    await _typing(ctx, channel_name, user, True)
     try:
         if ctx.bot is None:
             raise BotUnavailable("no bot configured")
-        meta = {"conversation_id": conv_id, **metadata}
-        async with ctx.readers() as session:
-            conv = await session.get(Conversation, conv_id)
-            assert conv is not None
-            meta.setdefault("channel", conv.channel)
-        reply = await ctx.bot.send(f"{meta['channel']}-{conv_id}", text, meta)
-    except BotUnavailable as exc:
-        log.warning("bot unavailable for conversation %d: %s", conv_id, exc)
+        async with asyncio.timeout(ctx.config.bot.timeout_seconds):
+            async with queue.turn():
+                reply = await ctx.bot.send(f"{meta['channel']}-{conv_id}", text, meta)
+    except (BotUnavailable, TimeoutError) as exc:
+        queue.failed += 1
+        log.warning("bot unavailable for conversation %d: %s", conv_id, str(exc) or "past the long limit")
         await handoff(ctx, conv_id, "bot_unavailable", TEXTS["bot_unavailable"])
         return
+    finally:
+        await _typing(ctx, channel_name, user, False)
+    queue.answered += 1
     for line in reply.texts:
         await send(ctx, conv_id, "bot", line, only_if_status="bot")
     if reply.handoff:
         await handoff(ctx, conv_id, reply.handoff_reason or "requested",
                       None if reply.texts else TEXTS["handoff"], category=reply.category, learned=reply.learned)
+
+
+async def _typing(ctx: AppContext, channel_name: str, user: str, on: bool) -> None:
+    """Show the resident that the bot is working on an answer, on channels that can."""
+    typing = getattr(ctx.channels.get(channel_name), "typing", None)
+    if typing is not None:
+        try:
+            await typing(user, on)
+        except Exception:  # an indicator is never worth failing a reply for
+            log.debug("typing indicator failed on %s", channel_name, exc_info=True)
 
 
 async def handoff(ctx: AppContext, conv_id: int, reason: str, notice: str | None,

@@ -31,6 +31,15 @@ log = logging.getLogger(__name__)
 CLIENT_RE = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 MAX_TEXT = 2000
 PAGE = Path(__file__).resolve().parent / "chat.html"
+STATIC = Path(__file__).resolve().parent / "static"
+# No inline script or style, no framing (clickjacking), sockets only to this origin.
+PAGE_HEADERS = {
+    "Content-Security-Policy": ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+                                "img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+}
 
 
 def message_json(msg: Message) -> dict[str, Any]:
@@ -54,6 +63,10 @@ class WebChatChannel:
             except (ConnectionError, RuntimeError):
                 self.sockets[conversation.external_user].discard(ws)
         return Delivery("delivered") if sent else Delivery("stored")
+
+    async def typing(self, client: str, on: bool) -> None:
+        """The page shows "智能客服正在输入…" while the bot works on the resident's message."""
+        await self.push(client, {"type": "typing", "on": on})
 
     async def push(self, client: str, frame: dict[str, Any]) -> None:
         for ws in list(self.sockets.get(client, ())):
@@ -82,8 +95,16 @@ class WebChatChannel:
 
 
 async def chat_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PAGE, headers={"Content-Type": "text/html; charset=utf-8",
-                                           "Content-Security-Policy": "default-src 'self'; script-src 'unsafe-inline' 'self'; style-src 'unsafe-inline' 'self'; connect-src 'self'"})
+    return web.FileResponse(PAGE, headers={"Content-Type": "text/html; charset=utf-8", **PAGE_HEADERS})
+
+
+async def chat_asset(request: web.Request) -> web.FileResponse:
+    name = request.match_info["name"]
+    kind = {"chat.js": "text/javascript", "chat.css": "text/css"}.get(name)
+    if kind is None:
+        raise web.HTTPNotFound()
+    return web.FileResponse(STATIC / name, headers={"Content-Type": f"{kind}; charset=utf-8",
+                                                    "X-Content-Type-Options": "nosniff"})
 
 
 async def _history(request: web.Request, client: str) -> dict[str, Any]:
@@ -123,11 +144,15 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
             if not text or len(text) > MAX_TEXT:
                 await ws.send_json({"type": "error", "message": f"消息不能为空，且不超过{MAX_TEXT}字"})
                 continue
+            async def ack(received: service.Received, message_id: Any = message_id) -> None:
+                await ws.send_json({"type": "ack", "id": message_id, "duplicate": received.duplicate})
+
             received = await service.receive(
                 ctx, "web", client, text,
                 channel_message_id=f"{client}:{message_id}" if isinstance(message_id, str) and message_id else None,
-                metadata={"channel": "web"})
-            await ws.send_json({"type": "ack", "id": message_id, "duplicate": received.duplicate})
+                metadata={"channel": "web"}, on_stored=ack)
+            if received.duplicate:
+                await ack(received)
     finally:
         channel.sockets[client].discard(ws)
     return ws
@@ -139,4 +164,5 @@ def setup(app: web.Application) -> None:
     ctx.channels["web"] = channel
     ctx.live.subscribe(channel.on_event)
     app.router.add_get("/chat", chat_page)
+    app.router.add_get("/chat/static/{name}", chat_asset)
     app.router.add_get("/ws/chat", chat_socket)
