@@ -1,10 +1,10 @@
-"""Who is acting: a staff member, the bot's service token, the system, a resident."""
+"""Who is acting: a staff member, the bot's service token, the system, a resident, the bot."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
 
-ActorKind = Literal["staff", "service", "system", "resident"]
+ActorKind = Literal["staff", "service", "system", "resident", "bot"]
 
 
 @dataclass(frozen=True)
@@ -22,3 +22,5 @@ class Actor:
 
 SYSTEM = Actor(kind="system", name="系统")
 SERVICE = Actor(kind="service", name="服务接口")
+RESIDENT = Actor(kind="resident", name="居民")
+BOT = Actor(kind="bot", name="智能客服")

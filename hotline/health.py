@@ -56,6 +56,7 @@ async def components(ctx: AppContext) -> dict[str, dict[str, Any]]:
     for name in ("bot", "sip"):
         if name not in found:
             found[name] = {"up": False, "detail": "not running in this process" if enabled[name] else "disabled"}
+    found["bot"]["queue"] = ctx.bot_queue.status()
     for name, state in found.items():
         state["enabled"] = enabled.get(name, True)
         state["up"] = bool(state.get("up"))

@@ -1,4 +1,4 @@
-"""Conversations (会话) on every text channel, and their messages."""
+"""Conversations (会话) on every text channel, their messages and their audit trail."""
 from __future__ import annotations
 
 import datetime as dt
@@ -56,3 +56,21 @@ class Message(Base):
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     delivery_status: Mapped[str] = mapped_column(String(12), default="stored")
     delivery_error: Mapped[str | None] = mapped_column(Text)
+
+
+class ConversationEvent(Base):
+    """Append-only audit trail of a conversation: one row per change, with who made it."""
+
+    __tablename__ = "conversation_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(30))
+    actor_kind: Mapped[str] = mapped_column(String(20))  # resident, bot, staff, service, system
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    actor_name: Mapped[str] = mapped_column(String(100), default="")
+    from_status: Mapped[str | None] = mapped_column(String(10))
+    to_status: Mapped[str | None] = mapped_column(String(10))
+    data: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from hotline.api.registry import (AGENTS, ALL_STAFF, ApiError, actor_of, ctx_of, json_response, parse_query,
                                   path_id, route)
-from models import Call, Conversation, Message, Notification, Ticket
+from models import Call, Conversation, ConversationEvent, Message, Notification, Ticket
 
 CONTACT_ROLES = AGENTS | {"service"}
 
@@ -81,6 +81,25 @@ async def get_conversation(request: web.Request) -> web.Response:
     data = conversation_json(conv)
     data["messages"] = [message_json(m) for m in messages]
     return json_response(data)
+
+
+def conversation_event_json(e: ConversationEvent) -> dict[str, Any]:
+    return {"id": e.id, "action": e.action, "at": e.at.isoformat(),
+            "actor": {"kind": e.actor_kind, "id": e.actor_id, "name": e.actor_name},
+            "from_status": e.from_status, "to_status": e.to_status, "data": e.data}
+
+
+@route("GET", "/api/conversations/{id}/events", "A conversation's audit trail, oldest first",
+       tag="conversations", roles=CONTACT_ROLES, errors=(401, 403, 404))
+async def conversation_events(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    conversation_id = path_id(request, "conversation")
+    async with ctx.readers() as session:
+        if await session.get(Conversation, conversation_id) is None:
+            raise ApiError(404, "not_found", "no such conversation")
+        events = (await session.execute(select(ConversationEvent).where(
+            ConversationEvent.conversation_id == conversation_id).order_by(ConversationEvent.id))).scalars().all()
+    return json_response({"items": [conversation_event_json(e) for e in events]})
 
 
 @route("GET", "/api/calls", "Call records of the IVR, newest first", tag="calls", query=CallQuery,

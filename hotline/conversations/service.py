@@ -1,9 +1,15 @@
 """The one door for conversations: a resident's message in, replies out, and every status change.
 
 `status` alone decides who answers: the bot in `bot`, a person in `waiting`
-and `agent`. A resident's message is committed before anything else happens,
-so a bot that is down, slow or failing never loses it: the conversation moves
-to `waiting` and an agent sees it.
+and `agent`. Every change goes through one function here that, in one
+transaction, writes the change, its audit row (`ConversationEvent`, with the
+actor) and any message to the resident, and queues the live event; the
+message is delivered on the channel only after the transaction commits, so a
+rolled-back change tells no one anything.
+
+A resident's message is committed before anything else happens, so a bot that
+is down, slow or failing never loses it: the conversation moves to `waiting`
+and an agent sees it.
 """
 from __future__ import annotations
 
@@ -18,13 +24,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hotline.actors import Actor
-from hotline.bot.client import BotUnavailable
+from hotline.actors import BOT, RESIDENT, SYSTEM, Actor
+from hotline.bot.client import BotReply, BotUnavailable
 from hotline.channels.base import Delivery
 from hotline.context import AppContext
 from hotline.events import publish_on_commit
 from hotline.tickets.lifecycle import MEDIA_KINDS, attach_media
-from models import Conversation, Message, Ticket
+from models import Conversation, ConversationEvent, Message, Ticket
 from models.ticket import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
@@ -42,6 +48,8 @@ TEXTS = {
     "rating": "本次服务已结束。请为我们的服务打分：回复数字 1-5（5 表示非常满意）。",
     "rated": "感谢您的评价！",
 }
+# What each sender's outgoing message is called in the audit trail.
+OUTGOING_ACTIONS = {"bot": "bot_reply", "agent": "reply", "system": "notice"}
 
 
 class ConversationError(Exception):
@@ -57,16 +65,75 @@ class Received:
     duplicate: bool = False
 
 
-def _event(session: AsyncSession, conv: Conversation, kind: str, **extra: Any) -> None:
+# --- the audit row, the live event, the message: written together -------------------------------
+
+def _live(session: AsyncSession, conv: Conversation, kind: str, **extra: Any) -> None:
     publish_on_commit(session, {"type": kind, "conversation_id": conv.id, "channel": conv.channel,
                                 "external_user": conv.external_user, "status": conv.status, **extra})
 
 
-def _message_event(session: AsyncSession, conv: Conversation, msg: Message) -> None:
-    _event(session, conv, "conversation.message", message={
+def _audit(session: AsyncSession, conv: Conversation, actor: Actor, action: str, now: dt.datetime,
+           from_status: str | None, data: dict[str, Any] | None = None) -> None:
+    session.add(ConversationEvent(conversation_id=conv.id, at=now, action=action, actor_kind=actor.kind,
+                                  actor_id=actor.id, actor_name=actor.name, from_status=from_status,
+                                  to_status=conv.status, data=data or {}))
+
+
+def _change(session: AsyncSession, conv: Conversation, actor: Actor, action: str, now: dt.datetime,
+            from_status: str | None, live_type: str, data: dict[str, Any] | None = None,
+            **live_extra: Any) -> None:
+    """A status change: its audit row and its live event."""
+    conv.updated_at = now
+    _audit(session, conv, actor, action, now, from_status, data)
+    _live(session, conv, live_type, **live_extra)
+
+
+async def _message(session: AsyncSession, conv: Conversation, actor: Actor, action: str, *, direction: str,
+                   sender_kind: str, text: str, now: dt.datetime, kind: str = "text",
+                   payload: dict[str, Any] | None = None, channel_message_id: str | None = None,
+                   sender_id: int | None = None) -> Message:
+    """A message in or out: the row, its audit row and its live event."""
+    msg = Message(conversation_id=conv.id, channel=conv.channel, channel_message_id=channel_message_id,
+                  direction=direction, sender_kind=sender_kind, sender_id=sender_id, kind=kind, text=text,
+                  payload=payload or {}, created_at=now)
+    session.add(msg)
+    conv.updated_at = now
+    await session.flush()
+    _audit(session, conv, actor, action, now, conv.status, {"message_id": msg.id, "kind": kind})
+    _live(session, conv, "conversation.message", message={
         "id": msg.id, "direction": msg.direction, "sender_kind": msg.sender_kind, "kind": msg.kind,
         "text": msg.text, "created_at": msg.created_at.isoformat()})
+    return msg
 
+
+async def _say(session: AsyncSession, conv: Conversation, sender_kind: str, text: str, now: dt.datetime,
+               actor: Actor = SYSTEM, sender_id: int | None = None) -> Message:
+    return await _message(session, conv, actor, OUTGOING_ACTIONS[sender_kind], direction="out",
+                          sender_kind=sender_kind, text=text, now=now, sender_id=sender_id)
+
+
+async def _deliver(ctx: AppContext, conv: Conversation, messages: list[Message]) -> None:
+    """After commit: hand the stored messages to the conversation's channel and record how it went."""
+    channel = ctx.channels.get(conv.channel)
+    if channel is None:
+        return
+    for msg in messages:
+        try:
+            delivery = await channel.deliver(conv, msg)
+        except Exception as exc:  # a channel failure is recorded and shown to agents, never raised at the resident
+            log.exception("delivery failed on %s", conv.channel)
+            delivery = Delivery("failed", str(exc)[:500])
+        await record_delivery(ctx, conv.id, msg, delivery)
+
+
+async def _get(session: AsyncSession, conv_id: int) -> Conversation:
+    conv = await session.get(Conversation, conv_id)
+    if conv is None:
+        raise ConversationError(404, "not_found", "no such conversation")
+    return conv
+
+
+# --- a resident's message in ------------------------------------------------------------------------
 
 async def _open_conversation(session: AsyncSession, channel: str, user: str, now: dt.datetime) -> Conversation:
     conv = (await session.execute(select(Conversation).where(
@@ -76,7 +143,7 @@ async def _open_conversation(session: AsyncSession, channel: str, user: str, now
         conv = Conversation(channel=channel, external_user=user, status="bot", created_at=now, updated_at=now)
         session.add(conv)
         await session.flush()
-        _event(session, conv, "conversation.created")
+        _change(session, conv, RESIDENT, "create", now, None, "conversation.created")
     return conv
 
 
@@ -85,17 +152,6 @@ async def _awaiting_rating(session: AsyncSession, channel: str, user: str, now: 
         Conversation.channel == channel, Conversation.external_user == user, Conversation.status == "closed",
         Conversation.rating_requested_at > now - RATING_WINDOW, Conversation.satisfaction.is_(None))
         .order_by(Conversation.id.desc()).limit(1))).scalar_one_or_none()
-
-
-def _store(session: AsyncSession, conv: Conversation, *, direction: str, sender_kind: str, text: str,
-           now: dt.datetime, kind: str = "text", payload: dict[str, Any] | None = None,
-           channel_message_id: str | None = None, sender_id: int | None = None) -> Message:
-    msg = Message(conversation_id=conv.id, channel=conv.channel, channel_message_id=channel_message_id,
-                  direction=direction, sender_kind=sender_kind, sender_id=sender_id, kind=kind, text=text,
-                  payload=payload or {}, created_at=now)
-    session.add(msg)
-    conv.updated_at = now
-    return msg
 
 
 async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: str = "text",
@@ -111,31 +167,32 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
     (the web chat acknowledges there, so a slow bot never delays the receipt).
     """
     now = ctx.clock()
-    rated: Conversation | None = None
+    outbox: list[Message] = []
+    rated = False
     try:
         async with ctx.sessions.begin() as session:
             pending = await _awaiting_rating(session, channel, user, now)
             if pending is not None and text.strip() in {"1", "2", "3", "4", "5"}:
-                msg = _store(session, pending, direction="in", sender_kind="resident", text=text.strip(), now=now,
-                             channel_message_id=channel_message_id)
-                pending.satisfaction = int(text.strip())
-                await session.flush()
-                _message_event(session, pending, msg)
-                _event(session, pending, "conversation.rated", satisfaction=pending.satisfaction)
-                rated, conv = pending, pending
+                conv = pending
+                msg = await _message(session, conv, RESIDENT, "receive", direction="in", sender_kind="resident",
+                                     text=text.strip(), now=now, channel_message_id=channel_message_id)
+                conv.satisfaction = int(text.strip())
+                _change(session, conv, RESIDENT, "rate", now, conv.status, "conversation.rated",
+                        {"satisfaction": conv.satisfaction}, satisfaction=conv.satisfaction)
+                outbox.append(await _say(session, conv, "system", TEXTS["rated"], now))
+                rated = True
             else:
                 conv = await _open_conversation(session, channel, user, now)
                 if remember:
                     conv.slots = {**conv.slots, **remember}
-                msg = _store(session, conv, direction="in", sender_kind="resident", text=text, now=now, kind=kind,
-                             payload=payload, channel_message_id=channel_message_id)
-                await session.flush()
+                msg = await _message(session, conv, RESIDENT, "receive", direction="in", sender_kind="resident",
+                                     text=text, now=now, kind=kind, payload=payload,
+                                     channel_message_id=channel_message_id)
                 if kind in MEDIA_KINDS:
                     open_tickets = (await session.execute(select(Ticket).where(
                         Ticket.conversation_id == conv.id, Ticket.status.in_(OPEN_STATUSES)))).scalars().all()
                     for ticket in open_tickets:
                         attach_media(session, ticket, msg, now)
-                _message_event(session, conv, msg)
             status, conv_id, msg_id = conv.status, conv.id, msg.id
             slots = {k: v for k, v in conv.slots.items() if k != "learned"}  # what the channel knows, for the bot
     except IntegrityError:
@@ -152,12 +209,13 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
             await on_stored(received)
         except Exception:  # e.g. the resident's socket closed: the message is stored and still answered
             log.info("could not acknowledge message %s", msg_id, exc_info=True)
-    if rated is not None:
-        await send(ctx, conv_id, "system", TEXTS["rated"])
-    elif status == "bot" and to_bot:
+    await _deliver(ctx, conv, outbox)
+    if not rated and status == "bot" and to_bot:
         await ask_bot(ctx, conv_id, text, {**slots, **(metadata or {})})
     return received
 
+
+# --- the bot ------------------------------------------------------------------------------------------
 
 async def ask_bot(ctx: AppContext, conv_id: int, text: str, metadata: dict[str, Any]) -> None:
     """Send the resident's text to Rasa, in turn with everyone else's.
@@ -170,8 +228,7 @@ async def ask_bot(ctx: AppContext, conv_id: int, text: str, metadata: dict[str, 
         text = text[:BOT_MAX_CHARS]
         await send(ctx, conv_id, "system", TEXTS["cut_for_bot"], only_if_status="bot")
     async with ctx.readers() as session:
-        conv = await session.get(Conversation, conv_id)
-        assert conv is not None
+        conv = await _get(session, conv_id)
         channel_name, user = conv.channel, conv.external_user
     meta = {"conversation_id": conv_id, "channel": channel_name, **metadata}
     queue = ctx.bot_queue
@@ -193,11 +250,22 @@ async def ask_bot(ctx: AppContext, conv_id: int, text: str, metadata: dict[str, 
     finally:
         await _typing(ctx, channel_name, user, False)
     queue.answered += 1
-    for line in reply.texts:
-        await send(ctx, conv_id, "bot", line, only_if_status="bot")
-    if reply.handoff:
-        await handoff(ctx, conv_id, reply.handoff_reason or "requested",
-                      None if reply.texts else TEXTS["handoff"], category=reply.category, learned=reply.learned)
+    await _bot_replied(ctx, conv_id, reply)
+
+
+async def _bot_replied(ctx: AppContext, conv_id: int, reply: BotReply) -> None:
+    """The bot's lines, and its request for a person, in one transaction; silent if a person took over meanwhile."""
+    now = ctx.clock()
+    async with ctx.sessions.begin() as session:
+        conv = await _get(session, conv_id)
+        if conv.status != "bot":
+            return
+        outbox = [await _say(session, conv, "bot", line, now, actor=BOT) for line in reply.texts]
+        if reply.handoff:
+            outbox += await _to_queue(session, conv, BOT, reply.handoff_reason or "requested",
+                                      None if reply.texts else TEXTS["handoff"], now,
+                                      category=reply.category, learned=reply.learned)
+    await _deliver(ctx, conv, outbox)
 
 
 async def _typing(ctx: AppContext, channel_name: str, user: str, on: bool) -> None:
@@ -210,8 +278,24 @@ async def _typing(ctx: AppContext, channel_name: str, user: str, on: bool) -> No
             log.debug("typing indicator failed on %s", channel_name, exc_info=True)
 
 
+async def _to_queue(session: AsyncSession, conv: Conversation, actor: Actor, reason: str, notice: str | None,
+                    now: dt.datetime, category: str | None = None,
+                    learned: dict[str, Any] | None = None) -> list[Message]:
+    before = conv.status
+    conv.status, conv.waiting_since, conv.handoff_reason = "waiting", now, reason
+    if category:
+        conv.bot_intent = category
+    if learned:
+        conv.slots = {**conv.slots, "learned": learned}
+    _change(session, conv, actor, "handoff", now, before, "conversation.waiting",
+            {"reason": reason, "category": category}, reason=reason, bot_intent=conv.bot_intent,
+            waiting_since=now.isoformat())
+    return [await _say(session, conv, "system", notice, now)] if notice else []
+
+
 async def handoff(ctx: AppContext, conv_id: int, reason: str, notice: str | None,
-                  category: str | None = None, learned: dict[str, Any] | None = None) -> None:
+                  category: str | None = None, learned: dict[str, Any] | None = None,
+                  actor: Actor = SYSTEM) -> None:
     """bot → waiting: the conversation joins the agents' queue, oldest first.
 
     `learned` (the bot's slots: problem, account, address…) is kept on the
@@ -222,106 +306,96 @@ async def handoff(ctx: AppContext, conv_id: int, reason: str, notice: str | None
         conv = await session.get(Conversation, conv_id)
         if conv is None or conv.status != "bot":
             return
-        conv.status, conv.waiting_since, conv.handoff_reason, conv.updated_at = "waiting", now, reason, now
-        if category:
-            conv.bot_intent = category
-        if learned:
-            conv.slots = {**conv.slots, "learned": learned}
-        _event(session, conv, "conversation.waiting", reason=reason, bot_intent=conv.bot_intent,
-               waiting_since=now.isoformat())
-    if notice:
-        await send(ctx, conv_id, "system", notice)
+        outbox = await _to_queue(session, conv, actor, reason, notice, now, category, learned)
+    await _deliver(ctx, conv, outbox)
 
+
+# --- messages out -----------------------------------------------------------------------------------
 
 async def send(ctx: AppContext, conv_id: int, sender_kind: str, text: str, *, sender_id: int | None = None,
-               only_if_status: str | None = None) -> Message | None:
+               only_if_status: str | None = None, actor: Actor = SYSTEM) -> Message | None:
     """Store an outgoing message, then deliver it on the conversation's channel and record how it went."""
     now = ctx.clock()
     async with ctx.sessions.begin() as session:
         conv = await session.get(Conversation, conv_id)
         if conv is None or (only_if_status and conv.status != only_if_status):
             return None  # e.g. an agent took over while the bot was thinking: the bot stays silent
-        msg = _store(session, conv, direction="out", sender_kind=sender_kind, text=text, now=now,
-                     sender_id=sender_id)
-        await session.flush()
-        _message_event(session, conv, msg)
-    channel = ctx.channels.get(conv.channel)
-    if channel is None:
-        return msg
-    try:
-        delivery = await channel.deliver(conv, msg)
-    except Exception as exc:  # a channel failure is recorded and shown to agents, never raised at the resident
-        log.exception("delivery failed on %s", conv.channel)
-        delivery = Delivery("failed", str(exc)[:500])
-    await record_delivery(ctx, conv_id, msg, delivery)
+        msg = await _say(session, conv, sender_kind, text, now, actor=actor, sender_id=sender_id)
+    await _deliver(ctx, conv, [msg])
     return msg
 
 
 async def record_delivery(ctx: AppContext, conv_id: int, msg: Message, delivery: Delivery) -> None:
-    """How a delivery went; failures (e.g. WeChat's 48-hour window) become an event agents see."""
+    """How a delivery went; a failure (e.g. WeChat's 48-hour window) is audited and shown to agents."""
+    now = ctx.clock()
     async with ctx.sessions.begin() as session:
         await session.execute(update(Message).where(Message.id == msg.id).values(
             delivery_status=delivery.status, delivery_error=delivery.error))
         if delivery.status == "failed":
-            conv = await session.get(Conversation, conv_id)
-            assert conv is not None
-            _event(session, conv, "conversation.delivery_failed", message_id=msg.id, error=delivery.error)
+            conv = await _get(session, conv_id)
+            _audit(session, conv, SYSTEM, "delivery_failed", now, conv.status,
+                   {"message_id": msg.id, "error": delivery.error})
+            _live(session, conv, "conversation.delivery_failed", message_id=msg.id, error=delivery.error)
     msg.delivery_status, msg.delivery_error = delivery.status, delivery.error
 
+
+# --- agents -----------------------------------------------------------------------------------------
 
 async def take_over(ctx: AppContext, conv_id: int, agent: Actor) -> None:
     """waiting (or bot) → agent. One conditional UPDATE: when two agents click at once, one wins."""
     now = ctx.clock()
     async with ctx.sessions.begin() as session:
+        before = (await session.execute(select(Conversation.status).where(Conversation.id == conv_id))).scalar()
         result = await session.execute(update(Conversation).where(
             Conversation.id == conv_id, Conversation.status.in_(("bot", "waiting")),
             Conversation.agent_id.is_(None)).values(status="agent", agent_id=agent.id, updated_at=now))
         if result.rowcount != 1:
-            conv = await session.get(Conversation, conv_id)
-            if conv is None:
-                raise ConversationError(404, "not_found", "no such conversation")
+            conv = await _get(session, conv_id)
             raise ConversationError(409, "taken", "这个会话已由其他客服接待" if conv.status == "agent"
                                     else f"conversation is {conv.status}")
-        conv = await session.get(Conversation, conv_id)
-        assert conv is not None
+        conv = await _get(session, conv_id)
         await session.refresh(conv)
-        _event(session, conv, "conversation.taken", agent_id=agent.id, agent_name=agent.name)
-    await send(ctx, conv_id, "system", TEXTS["agent_joined"].format(name=agent.name))
+        _change(session, conv, agent, "take_over", now, before, "conversation.taken",
+                agent_id=agent.id, agent_name=agent.name)
+        notice = await _say(session, conv, "system", TEXTS["agent_joined"].format(name=agent.name), now)
+    await _deliver(ctx, conv, [notice])
 
 
-async def _own(session: AsyncSession, conv_id: int, agent: Actor) -> Conversation:
-    conv = await session.get(Conversation, conv_id)
-    if conv is None:
-        raise ConversationError(404, "not_found", "no such conversation")
+def _check_own(conv: Conversation, agent: Actor) -> None:
     if conv.status != "agent" or (conv.agent_id != agent.id and agent.role not in ("supervisor", "admin")):
         raise ConversationError(409, "not_yours", "take the conversation over first")
-    return conv
 
 
-async def agent_reply(ctx: AppContext, conv_id: int, agent: Actor, text: str) -> Message | None:
-    async with ctx.readers() as session:
-        await _own(session, conv_id, agent)
-    return await send(ctx, conv_id, "agent", text, sender_id=agent.id, only_if_status="agent")
+async def agent_reply(ctx: AppContext, conv_id: int, agent: Actor, text: str) -> Message:
+    now = ctx.clock()
+    async with ctx.sessions.begin() as session:
+        conv = await _get(session, conv_id)
+        _check_own(conv, agent)
+        msg = await _say(session, conv, "agent", text, now, actor=agent, sender_id=agent.id)
+    await _deliver(ctx, conv, [msg])
+    return msg
 
 
 async def hand_back(ctx: AppContext, conv_id: int, agent: Actor) -> None:
     now = ctx.clock()
     async with ctx.sessions.begin() as session:
-        conv = await _own(session, conv_id, agent)
-        conv.status, conv.agent_id, conv.waiting_since, conv.updated_at = "bot", None, None, now
-        _event(session, conv, "conversation.handed_back", agent_id=agent.id)
-    await send(ctx, conv_id, "system", TEXTS["handed_back"])
+        conv = await _get(session, conv_id)
+        _check_own(conv, agent)
+        conv.status, conv.agent_id, conv.waiting_since = "bot", None, None
+        _change(session, conv, agent, "hand_back", now, "agent", "conversation.handed_back", agent_id=agent.id)
+        notice = await _say(session, conv, "system", TEXTS["handed_back"], now)
+    await _deliver(ctx, conv, [notice])
 
 
 async def close(ctx: AppContext, conv_id: int, actor: Actor) -> None:
     """Any open status → closed; the resident is asked for a rating on the same channel."""
     now = ctx.clock()
     async with ctx.sessions.begin() as session:
-        conv = await session.get(Conversation, conv_id)
-        if conv is None:
-            raise ConversationError(404, "not_found", "no such conversation")
+        conv = await _get(session, conv_id)
         if conv.status == "closed":
             raise ConversationError(409, "closed", "the conversation is closed already")
-        conv.status, conv.closed_at, conv.rating_requested_at, conv.updated_at = "closed", now, now, now
-        _event(session, conv, "conversation.closed", by=actor.name)
-    await send(ctx, conv_id, "system", TEXTS["rating"])
+        before = conv.status
+        conv.status, conv.closed_at, conv.rating_requested_at = "closed", now, now
+        _change(session, conv, actor, "close", now, before, "conversation.closed", by=actor.name)
+        notice = await _say(session, conv, "system", TEXTS["rating"], now)
+    await _deliver(ctx, conv, [notice])

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from hotline.actors import SYSTEM, Actor
+from hotline.actors import RESIDENT, SYSTEM, Actor
 from hotline.events import publish_on_commit
 from hotline.tickets.numbering import next_ticket_number
 from hotline.tickets.routing import Route, Router
@@ -241,12 +241,12 @@ async def create_ticket(session: AsyncSession, router: Router, draft: TicketDraf
     _arm_escalation(ticket, router)
     session.add(ticket)
     await session.flush()
-    if draft.conversation_id:
-        await _attach_conversation_media(session, ticket, draft.conversation_id, now)
     _event(session, ticket, actor, "create", now, None, data={
         "department": route.department, "business_type": route.business_type,
         "priority": route.priority, "response_due_at": route.response_due_at.isoformat(),
         "resolution_due_at": route.resolution_due_at.isoformat(), **draft.extra})
+    if draft.conversation_id:
+        await _attach_conversation_media(session, ticket, draft.conversation_id, now)
     return ticket
 
 
@@ -280,16 +280,25 @@ async def _attach_conversation_media(session: AsyncSession, ticket: Ticket, conv
         attach_media(session, ticket, msg, now)
 
 
-def attach_recording(session: AsyncSession, ticket: Ticket, uri: str, now: dt.datetime) -> None:
+def attach_recording(session: AsyncSession, ticket: Ticket, uri: str, now: dt.datetime,
+                     actor: Actor = SYSTEM) -> None:
     """A caller's voicemail becomes part of the ticket's record."""
-    session.add(TicketAttachment(ticket_id=ticket.id, kind="voice", uri=uri, created_at=now))
+    _attach(session, ticket, actor, "voice", uri, None, now)
 
 
-def attach_media(session: AsyncSession, ticket: Ticket, message: Message, now: dt.datetime) -> None:
+def attach_media(session: AsyncSession, ticket: Ticket, message: Message, now: dt.datetime,
+                 actor: Actor = RESIDENT) -> None:
     """A resident's photo or voice message becomes part of the ticket's record."""
     uri = message.payload.get("pic_url") or f"{message.channel}-media:{message.payload.get('media_id', '')}"
-    session.add(TicketAttachment(ticket_id=ticket.id, kind=message.kind, uri=uri,
-                                 media_id=message.payload.get("media_id"), created_at=now))
+    _attach(session, ticket, actor, message.kind, uri, message.payload.get("media_id"), now,
+            message_id=message.id)
+
+
+def _attach(session: AsyncSession, ticket: Ticket, actor: Actor, kind: str, uri: str, media_id: str | None,
+            now: dt.datetime, **data: Any) -> None:
+    """The one door for attachments: the row, its audit event and its live event."""
+    session.add(TicketAttachment(ticket_id=ticket.id, kind=kind, uri=uri, media_id=media_id, created_at=now))
+    _event(session, ticket, actor, "attach", now, ticket.status, data={"kind": kind, "uri": uri, **data})
 
 
 async def get_ticket(session: AsyncSession, number: str, actor: Actor, *, for_update: bool = False) -> Ticket:
