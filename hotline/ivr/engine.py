@@ -82,7 +82,9 @@ class FlowRunner:
                 state.outcome = "abandoned"  # the menu gave up on a caller who never chose
         except CallerHungUp as gone:
             state.digits += gone.partial
-            if not state.outcome:
+            if gone.failed and state.ticket_id is None:
+                state.outcome = "failed"  # the caller heard nothing more: not served, whatever the node said
+            elif not state.outcome:
                 state.outcome = "abandoned"
         except Exception:
             log.exception("call %s failed in flow %s", self.line.call_id, self.flow.name)

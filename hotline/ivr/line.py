@@ -14,11 +14,12 @@ class CallerHungUp(Exception):
     """The caller hung up (or the line dropped) while the flow was running.
 
     `partial` holds the keys pressed in the collect that was cut short, so the
-    call record keeps every digit the caller pressed."""
+    call record keeps every digit the caller pressed; `failed` says the line
+    itself failed (the media could not go on), so the call is recorded as failed."""
 
-    def __init__(self, partial: str = "") -> None:
-        super().__init__("caller hung up")
-        self.partial = partial
+    def __init__(self, partial: str = "", failed: bool = False) -> None:
+        super().__init__("the line failed" if failed else "caller hung up")
+        self.partial, self.failed = partial, failed
 
 
 class CallLine(Protocol):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 from typing import Any
 
@@ -10,6 +11,8 @@ from hotline.ivr import speech
 from hotline.ivr.engine import FlowRunner
 from hotline.ivr.flows import Flow, FlowError, load_flows
 from hotline.ivr.prompts import PromptLibrary
+from hotline.ivr.sip import message as sip
+from hotline.ivr.sip.addresses import LOOPBACK, PeerPolicy, Resolver, ip_literal, parse_networks
 from hotline.ivr.sip.call_line import SipCallLine
 from hotline.ivr.sip.registration import Registration
 from hotline.ivr.sip.rtp import PromptFrames
@@ -35,8 +38,14 @@ class IvrService:
         PromptLibrary.check_tools()
         self.prompts = PromptLibrary(ctx.config.path(cfg.prompt_dir), ctx.config.var_dir / "prompt-cache", cfg.voice)
         self.frames = PromptFrames()
+        # Who may call: [sip] allowed_peers, or loopback; the registrar (where calls come from when
+        # registered) always. A host name there is a configuration error, reported at start.
+        self.policy = PeerPolicy(parse_networks(cfg.allowed_peers) or LOOPBACK)
+        self.resolver = Resolver(enabled=cfg.resolve_hostnames)
         self.server = SipServer(cfg.host, cfg.port, self._on_call, self._on_rejected, public_host=cfg.public_host,
-                                rtp_ports=(cfg.rtp_port_min, cfg.rtp_port_max), ring_seconds=cfg.ring_seconds)
+                                rtp_ports=(cfg.rtp_port_min, cfg.rtp_port_max), ring_seconds=cfg.ring_seconds,
+                                policy=self.policy, resolver=self.resolver,
+                                max_setup_per_source=cfg.max_setup_per_source)
         self.active = 0
         self.registration = Registration(self.server, cfg.registrar, cfg.username, cfg.password, cfg.domain,
                                          cfg.register_expires) if cfg.registrar else None
@@ -44,6 +53,7 @@ class IvrService:
 
     async def start(self) -> None:
         await self.warm()
+        await self._allow_registrar()
         await self.server.start()
         if self.registration is not None:
             self._registering = asyncio.create_task(self.registration.run(), name="sip-registration")
@@ -54,6 +64,19 @@ class IvrService:
         """Synthesize every prompt without placeholders now, so no caller waits for it."""
         static = [(pid, text) for pid, text in self.flow.prompts.items() if "{" not in text]
         await asyncio.gather(*(self.prompts.audio(speech.numbers_in(text), pid) for pid, text in static))
+
+    async def _allow_registrar(self) -> None:
+        if not self.ctx.config.sip.registrar:
+            return
+        host = sip.host_port_of(self.ctx.config.sip.registrar)[0]
+        address = await self.resolver.resolve(host, trusted=True)  # once, off the loop
+        if address is None:
+            log.warning("the registrar %s does not resolve; INVITEs from it are refused until it is listed "
+                        "in [sip] allowed_peers", host)
+            return
+        parsed = ip_literal(address)
+        assert parsed is not None
+        self.policy.add(ipaddress.ip_network(parsed))
 
     async def stop(self) -> None:
         if self._registering is not None:
@@ -79,13 +102,21 @@ class IvrService:
             log.info("call %s not recorded again", call_id)
 
     def status(self) -> dict[str, Any]:
-        cfg = self.ctx.config.sip
-        listening = self.server.transport is not None
+        """Up only while the SIP socket is bound and the media clock ticked within the last second
+        (and, when registered mode, the registration holds); the counters say what was refused."""
+        cfg, server = self.ctx.config.sip, self.server
+        listening, ticking = server.bound(), server.clock.ticking(1.0)
         result: dict[str, Any] = {
-            "up": listening, "listen": f"udp:{cfg.host}:{cfg.port}", "mode": "registered" if cfg.registrar else "trunk",
-            "flow": self.flow.name, "active_calls": self.active, "calls_total": self.server.calls_total,
-            "dropped_datagrams": self.server.garbage, "late_media_ticks": self.server.clock.late_ticks}
+            "up": listening and ticking, "listen": f"udp:{cfg.host}:{cfg.port}", "socket_bound": listening,
+            "media_clock_ticking": ticking, "mode": "registered" if cfg.registrar else "trunk",
+            "flow": self.flow.name, "active_calls": self.active, "calls_total": server.calls_total,
+            "calls_in_setup": sum(server.in_setup.values()), "allowed_peers": self.policy.describe(),
+            "dropped_datagrams": server.garbage, "invalid": server.invalid, "refused": server.refused,
+            "busy": server.busy, "unsendable": server.unsendable, "send_errors": server.send_errors,
+            "socket_rebinds": server.rebinds, "media_failures": server.clock.failed_sessions,
+            "media_clock_restarts": server.clock.restarts, "late_media_ticks": server.clock.late_ticks,
+            "resolve_failures": self.resolver.failures}
         if self.registration is not None:
             result["registration"] = self.registration.status()
-            result["up"] = listening and self.registration.registered
+            result["up"] = result["up"] and self.registration.registered
         return result

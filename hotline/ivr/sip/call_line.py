@@ -31,7 +31,7 @@ class SipCallLine:
         """The caller hung up; keys pressed but not yet read still belong in the call record."""
         while not self.dialog.digits.empty():
             partial += self.dialog.digits.get_nowait()
-        return CallerHungUp(partial)
+        return CallerHungUp(partial, failed=self.dialog.failed)
 
     async def _first(self, *aws: asyncio.Future | asyncio.Task) -> None:  # type: ignore[type-arg]
         done, pending = await asyncio.wait(aws, return_when=asyncio.FIRST_COMPLETED)

@@ -1,15 +1,21 @@
 """SIP messages (RFC 3261): parse what peers send, build what we answer.
 
 Tolerant where real peers are sloppy (compact header names, empty headers,
-folded lines, bare LF) and strict where it matters (a request needs Via,
-From, To, Call-ID and CSeq); anything else raises SipParseError and the
-datagram is dropped.
+folded lines, bare LF) and strict where it matters: a request needs Via,
+From, To, Call-ID and CSeq (else SipParseError: dropped, no answer is
+possible); and every value we act on is checked here, where it is parsed
+(the top Via's host, port, received and rport; CSeq; Content-Length;
+Contact and Record-Route of an INVITE). A message that is SIP but carries
+an invalid value raises SipInvalid, which holds the message so that a
+request can still get its 400.
 """
 from __future__ import annotations
 
 import re
 import secrets
 from dataclasses import dataclass, field
+
+from hotline.ivr.sip.addresses import InvalidAddress, check_host, ip_literal, port_number
 
 COMPACT = {"v": "Via", "f": "From", "t": "To", "i": "Call-ID", "m": "Contact", "l": "Content-Length",
            "c": "Content-Type", "k": "Supported", "s": "Subject", "e": "Content-Encoding", "o": "Event",
@@ -20,15 +26,37 @@ CANONICAL = {n.lower(): n for n in (
     "Subscription-State", "Expires", "WWW-Authenticate", "Authorization", "Proxy-Authenticate",
     "Proxy-Authorization", "Warning", "Accept", "Allow-Events", "Reason")}
 REQUIRED = ("Via", "From", "To", "Call-ID", "CSeq")
-REASONS = {100: "Trying", 180: "Ringing", 200: "OK", 202: "Accepted", 400: "Bad Request", 405: "Method Not Allowed",
+REASONS = {100: "Trying", 180: "Ringing", 200: "OK", 202: "Accepted", 400: "Bad Request", 403: "Forbidden",
+           405: "Method Not Allowed",
            481: "Call/Transaction Does Not Exist", 486: "Busy Here", 487: "Request Terminated",
            488: "Not Acceptable Here", 500: "Server Internal Error", 501: "Not Implemented", 503: "Service Unavailable"}
 _FIRST_REQUEST = re.compile(r"^([A-Z]+) (\S+) SIP/2\.0$")
-_FIRST_RESPONSE = re.compile(r"^SIP/2\.0 (\d{3}) ?(.*)$")
+_FIRST_RESPONSE = re.compile(r"^SIP/2\.0 ([1-6][0-9]{2}) ?(.*)$")
+_CSEQ = re.compile(r"^([0-9]{1,10})\s+([A-Za-z]+)$")
+MAX_HEADERS = 200
+MAX_VIAS = 70
+MAX_CALL_ID = 255
 
 
 class SipParseError(ValueError):
-    pass
+    """Not SIP, or SIP without what a response needs: the datagram is dropped (and counted)."""
+
+
+class SipInvalid(SipParseError):
+    """SIP with an invalid value: a request gets 400 (at its source address), a response is dropped."""
+
+    def __init__(self, message: "SipMessage", reason: str) -> None:
+        super().__init__(reason)
+        self.message, self.reason = message, reason
+
+
+@dataclass(frozen=True)
+class Via:
+    transport: str
+    host: str  # an IP literal (normalized) or a host name (checked syntax)
+    port: int | None
+    received: str | None  # an IP literal
+    rport: bool
 
 
 @dataclass
@@ -39,6 +67,7 @@ class SipMessage:
     reason: str = ""
     headers: list[tuple[str, str]] = field(default_factory=list)
     body: bytes = b""
+    reply_to: tuple[str, int] | None = None  # a request's checked response destination (an IP literal)
 
     @property
     def is_request(self) -> bool:
@@ -59,8 +88,10 @@ class SipMessage:
 
     @property
     def cseq(self) -> tuple[int, str]:
-        number, _, method = self.get("CSeq").partition(" ")
-        return int(number), method.strip()
+        match = _CSEQ.match(self.get("CSeq").strip())
+        if not match or int(match.group(1)) >= 2**31:
+            raise SipParseError("bad CSeq")
+        return int(match.group(1)), match.group(2)
 
     def to_bytes(self) -> bytes:
         first = f"{self.method} {self.uri} SIP/2.0" if self.is_request else f"SIP/2.0 {self.status} {self.reason}"
@@ -69,8 +100,23 @@ class SipMessage:
         return ("\r\n".join(lines) + "\r\n\r\n").encode() + self.body
 
 
-def _split_via(value: str) -> list[str]:
-    return [part.strip() for part in value.split(",") if part.strip()]
+def _split_list(value: str) -> list[str]:
+    """A comma-separated header (Via, Record-Route), not splitting inside <…> or quotes."""
+    parts, depth, quoted, current = [], 0, False, []
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            depth += 1
+        elif char == ">" and not quoted:
+            depth = max(depth - 1, 0)
+        if char == "," and not depth and not quoted:
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
 
 
 def parse(data: bytes) -> SipMessage:
@@ -105,24 +151,54 @@ def parse(data: bytes) -> SipMessage:
         name, value = name.strip(), value.strip()
         canonical = COMPACT.get(name) if len(name) == 1 else None
         canonical = canonical or CANONICAL.get(name.lower(), name)
-        if canonical == "Via":
-            message.headers += [("Via", v) for v in _split_via(value)]
+        if canonical in ("Via", "Record-Route"):
+            message.headers += [(canonical, v) for v in _split_list(value)]
         else:
             message.headers.append((canonical, value))
+    if len(message.headers) > MAX_HEADERS:
+        raise SipParseError("too many headers")
     for name in REQUIRED:
         if not message.get(name):
             raise SipParseError(f"missing {name}")
-    try:
-        message.cseq  # noqa: B018  (validates)
-    except ValueError as exc:
-        raise SipParseError("bad CSeq") from exc
-    length = message.get("Content-Length")
-    if length:
-        if not length.isdigit():
-            raise SipParseError("bad Content-Length")
-        body = body[:int(length)]
     message.body = body
+    _validate(message, body)
     return message
+
+
+def _validate(message: SipMessage, body: bytes) -> None:
+    """The values we act on; SipInvalid (with the message, for its 400) when one is wrong."""
+    try:
+        number, method = message.cseq
+    except SipParseError:
+        raise SipInvalid(message, "bad CSeq") from None
+    if message.is_request and method != message.method:
+        raise SipInvalid(message, "CSeq method differs from the request's")
+    if len(message.call_id) > MAX_CALL_ID or any(c.isspace() for c in message.call_id):
+        raise SipInvalid(message, "bad Call-ID")
+    vias = message.get_all("Via")
+    if len(vias) > MAX_VIAS:
+        raise SipInvalid(message, "too many Via headers")
+    try:
+        parse_via(vias[0])
+    except SipParseError as exc:
+        raise SipInvalid(message, f"bad Via: {exc}") from None
+    lengths = {v.strip() for v in message.get_all("Content-Length")}
+    if lengths:
+        if len(lengths) > 1:
+            raise SipInvalid(message, "conflicting Content-Length")
+        length = lengths.pop()
+        if not re.fullmatch(r"[0-9]{1,5}", length):
+            raise SipInvalid(message, "bad Content-Length")
+        if int(length) > len(body):  # RFC 3261 18.3: a request gets 400, a response is discarded
+            raise SipInvalid(message, "Content-Length beyond the datagram")
+        message.body = body[:int(length)]
+    if message.method == "INVITE":
+        for name in ("Contact", "Record-Route"):
+            for value in message.get_all(name):
+                try:
+                    host_port_of(uri_of(value))
+                except SipParseError as exc:
+                    raise SipInvalid(message, f"bad {name}: {exc}") from None
 
 
 def tag_of(header: str) -> str:
@@ -144,20 +220,67 @@ def user_of(header: str) -> str:
 
 
 def host_port_of(uri: str, default_port: int = 5060) -> tuple[str, int]:
-    match = re.match(r"^(?:sips?:)?(?:[^@]*@)?(\[[^\]]+\]|[^:;>]+)(?::(\d+))?", uri)
+    """The checked host (IP literal or host name) and port of a SIP URI or host[:port]."""
+    match = re.match(r"^(?:sips?:)?(?:[^@<>]*@)?(\[[^\]]*\]|[^:;?>\s]*)(?::([^;?>\s]*))?(?:[;?>].*)?$", uri.strip())
     if not match:
-        raise SipParseError(f"no host in {uri!r}")
-    return match.group(1).strip("[]"), int(match.group(2) or default_port)
+        raise SipParseError(f"no host in {uri[:60]!r}")
+    try:
+        host = check_host(match.group(1))
+        port = port_number(match.group(2)) if match.group(2) is not None else default_port
+    except InvalidAddress as exc:
+        raise SipParseError(str(exc)) from None
+    return host, port
+
+
+def parse_via(via: str) -> Via:
+    """The top Via's sent-by and the parameters responses are routed by, every one checked."""
+    protocol, _, rest = via.strip().partition(" ")
+    parts = protocol.split("/")
+    if len(parts) != 3 or parts[0].upper() != "SIP" or parts[1] != "2.0" or not parts[2].isalpha():
+        raise SipParseError(f"bad protocol {protocol[:30]!r}")
+    sent_by, *raw_params = [p.strip() for p in rest.strip().split(";")]
+    host, port = _sent_by(sent_by)
+    received, rport = None, False
+    for param in raw_params:
+        name, has_value, value = param.partition("=")
+        name, value = name.strip().lower(), value.strip()
+        if name == "received":
+            address = ip_literal(value)
+            if address is None:
+                raise SipParseError(f"bad received {value[:40]!r}")
+            received = str(address)
+        elif name == "rport":
+            if has_value:
+                try:
+                    port_number(value)
+                except InvalidAddress as exc:
+                    raise SipParseError(str(exc)) from None
+            rport = True
+    return Via(parts[2].upper(), host, port, received, rport)
+
+
+def _sent_by(text: str) -> tuple[str, int | None]:
+    match = re.fullmatch(r"(\[[^\]]*\]|[^:\s]+)\s*(?::\s*([^\s]*))?", text)
+    if not match:
+        raise SipParseError(f"bad sent-by {text[:40]!r}")
+    try:
+        return check_host(match.group(1)), port_number(match.group(2)) if match.group(2) is not None else None
+    except InvalidAddress as exc:
+        raise SipParseError(str(exc)) from None
 
 
 def via_destination(via: str, source: tuple[str, int]) -> tuple[str, int]:
-    """Where a response goes (RFC 3261 18.2.2, RFC 3581): received/rport from the request's source."""
-    sent_by = via.split(None, 1)[1] if " " in via else via
-    host, port = host_port_of(sent_by.split(";")[0])
-    params = dict(p.partition("=")[::2] for p in (x.strip() for x in sent_by.split(";")[1:]))
-    if "rport" in params:
+    """Where a response goes (RFC 3261 18.2.2, RFC 3581): received/rport from the request's source.
+
+    The host may be a name (the caller resolves it, or refuses); a Via that does not parse goes to
+    the source, which is also where a refusal of it goes."""
+    try:
+        parsed = parse_via(via)
+    except SipParseError:
         return source
-    return params.get("received") or host, port
+    if parsed.rport:
+        return source
+    return parsed.received or parsed.host, parsed.port or 5060
 
 
 def new_tag() -> str:
@@ -175,7 +298,8 @@ def response(request: SipMessage, status: int, *, to_tag: str = "", extra: list[
     if to_tag and not tag_of(to):
         to = f"{to};tag={to_tag}"
     headers = [("Via", v) for v in request.get_all("Via")]
-    headers += [("Record-Route", v) for v in request.get_all("Record-Route")]
+    if status < 300:  # dialog-creating answers only (RFC 3261 12.1.1); refusals stay small
+        headers += [("Record-Route", v) for v in request.get_all("Record-Route")]
     headers += [("From", request.get("From")), ("To", to), ("Call-ID", request.call_id),
                 ("CSeq", request.get("CSeq")), ("Server", "hotline-ivr")]
     headers += extra or []

@@ -5,18 +5,29 @@ here a call costs one UDP socket and a few microseconds per tick. Prompts are
 encoded to G.711 once and cached; incoming RFC 4733 events become digits
 (the first packet of an event counts, its repeats and end packets do not;
 events above 15 are ignored); incoming audio is kept only while recording.
+
+Nothing one call does can stop the clock: a session sends only to an
+address checked beforehand (addresses.sendable), and only once the call is
+released (its ACK came, or RTP came from the offered address: symmetric
+RTP), so a never-acknowledged INVITE makes no media; a session whose send
+fails is taken off the clock and its call is failed; the clock itself is
+restarted should it ever end, and notes when it last ticked (health).
 """
 from __future__ import annotations
 
 import asyncio
 import logging
 import random
+import socket
 import struct
+import time
 import warnings
 import wave
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from pathlib import Path
+
+from hotline.ivr.sip.addresses import ip_literal, sendable
 
 with warnings.catch_warnings():  # deprecated in 3.11, removed in 3.13 (then: pip install audioop-lts)
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -67,13 +78,20 @@ class PromptFrames:
         return [data[i:i + FRAME].ljust(FRAME, silence) for i in range(0, len(data), FRAME)]
 
 
+class MediaFailed(Exception):
+    """A call's media cannot go on (its socket closed, a send refused): the call ends as failed."""
+
+
 class RtpSession(asyncio.DatagramProtocol):
     """One call's media: frames out on the shared clock, digits and (when asked) audio in."""
 
     def __init__(self, payload_type: int, dtmf_payload_type: int | None, on_digit: Callable[[str], None]) -> None:
         self.payload_type, self.dtmf_payload_type, self.on_digit = payload_type, dtmf_payload_type, on_digit
         self.transport: asyncio.DatagramTransport | None = None
-        self.remote: tuple[str, int] | None = None
+        self.remote: tuple[str, int] | None = None  # where frames go; None until the call is released
+        self.offered: tuple[str, int] | None = None  # the offer's address, checked, not yet sent to
+        self.family = socket.AF_INET
+        self.on_failure: Callable[[Exception], None] | None = None
         self.local_port = 0
         self.ssrc = random.getrandbits(32)
         self.seq = random.getrandbits(16)
@@ -84,11 +102,24 @@ class RtpSession(asyncio.DatagramProtocol):
         self._last_event_ts: int | None = None
         self._event_active = False
         self.last_voice = 0.0  # loop time of the last loud packet while recording
-        self.sent = self.received = 0
+        self.sent = self.received = self.ignored = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
+        sock = transport.get_extra_info("socket")
+        self.family = sock.family if sock is not None else socket.AF_INET
         self.local_port = transport.get_extra_info("sockname")[1]
+
+    def offer(self, address: str, port: int) -> bool:
+        """Note the offer's address (an IP literal); False when no packet could be sent there."""
+        dest = sendable((address, port), self.family)
+        self.offered = dest
+        return dest is not None
+
+    def release(self) -> None:
+        """The call is confirmed (ACK): frames may go to the offered address from the next tick."""
+        if self.remote is None and self.offered is not None:
+            self.remote = self.offered
 
     # --- out -------------------------------------------------------------------
     def play(self, frames: list[bytes]) -> asyncio.Future[None]:
@@ -108,6 +139,8 @@ class RtpSession(asyncio.DatagramProtocol):
     def tick(self) -> None:
         if self.transport is None or self.remote is None:
             return
+        if self.transport.is_closing():
+            raise MediaFailed(f"the RTP socket on port {self.local_port} is closed")
         frame = self.queue.popleft() if self.queue else SILENCE[self.payload_type]
         header = struct.pack("!BBHII", 0x80, self.payload_type, self.seq, self.timestamp, self.ssrc)
         self.transport.sendto(header + frame, self.remote)
@@ -119,9 +152,19 @@ class RtpSession(asyncio.DatagramProtocol):
 
     # --- in --------------------------------------------------------------------
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        try:
+            self._received(data, addr)
+        except Exception:  # a malformed packet costs that packet, never the call
+            self.ignored += 1
+            log.debug("ignored an RTP packet from %s", addr, exc_info=True)
+
+    def _received(self, data: bytes, addr: tuple[str, int]) -> None:
         if len(data) < 12 or data[0] >> 6 != 2:
+            self.ignored += 1
             return  # not RTP
         self.received += 1
+        if self.remote is None and self.offered is not None and self._from_offered(addr):
+            self.remote = self.offered  # symmetric RTP: the offered address speaks, so it listens
         payload_type = data[1] & 0x7F
         offset = 12 + 4 * (data[0] & 0x0F)
         if data[0] & 0x10 and len(data) >= offset + 4:  # header extension
@@ -136,6 +179,7 @@ class RtpSession(asyncio.DatagramProtocol):
                 if payload[0] < len(EVENTS):
                     self.on_digit(EVENTS[payload[0]])
                 else:
+                    self.ignored += 1
                     log.info("ignoring telephone-event %d (not a key)", payload[0])
             elif end:
                 self._event_active = False
@@ -144,8 +188,20 @@ class RtpSession(asyncio.DatagramProtocol):
             if audioop.rms(decode(payload, payload_type), 2) > VOICE_RMS:
                 self.last_voice = asyncio.get_running_loop().time()
 
+    def _from_offered(self, addr: tuple[str, int]) -> bool:
+        assert self.offered is not None
+        source = ip_literal(str(addr[0]))
+        return source is not None and addr[1] == self.offered[1] and source == ip_literal(self.offered[0])
+
     def error_received(self, exc: Exception) -> None:  # e.g. ICMP port unreachable: the caller's media is gone
         log.debug("RTP error on port %d: %s", self.local_port, exc)
+
+    def fail(self, exc: Exception) -> None:
+        """Taken off the clock after a failed send: stop, and let the call know."""
+        self.remote = None
+        self.stop_playing()
+        if self.on_failure is not None:
+            self.on_failure(exc)
 
     def close(self) -> None:
         self.stop_playing()
@@ -154,17 +210,31 @@ class RtpSession(asyncio.DatagramProtocol):
 
 
 class MediaClock:
-    """Sends the next frame of every call every 20 ms, on an absolute schedule (no drift)."""
+    """Sends the next frame of every call every 20 ms, on an absolute schedule (no drift).
+
+    One session's failure is that session's: it is taken off the clock and told (fail), the
+    others carry on. Should the clock task end anyway, it is started again."""
 
     def __init__(self) -> None:
         self.sessions: set[RtpSession] = set()
         self.late_ticks = 0
+        self.failed_sessions = 0
+        self.restarts = 0
+        self.last_tick = 0.0  # time.monotonic() of the last tick, for health
         self._task: asyncio.Task[None] | None = None
+        self._stopping = False
 
     def start(self) -> None:
+        self._stopping = False
+        self.last_tick = time.monotonic()  # its first tick is due now
         self._task = asyncio.get_running_loop().create_task(self._run(), name="rtp-clock")
+        self._task.add_done_callback(self._ended)
+
+    def ticking(self, within: float = 1.0) -> bool:
+        return self._task is not None and not self._task.done() and time.monotonic() - self.last_tick < within
 
     async def stop(self) -> None:
+        self._stopping = True
         if self._task is not None:
             self._task.cancel()
             try:
@@ -172,13 +242,34 @@ class MediaClock:
             except asyncio.CancelledError:
                 pass
 
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if self._stopping:
+            return
+        exc = None if task.cancelled() else task.exception()
+        log.error("the media clock ended (%r); starting it again", exc)
+        self.restarts += 1
+        self.start()
+
+    def _tick_all(self) -> None:
+        for session in list(self.sessions):
+            try:
+                session.tick()
+            except Exception as exc:  # that call's media is over; the others' is not
+                self.failed_sessions += 1
+                self.sessions.discard(session)
+                log.error("RTP on port %d failed: %r; ending that call", session.local_port, exc)
+                try:
+                    session.fail(exc)
+                except Exception:
+                    log.exception("ending a call whose media failed")
+
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         next_at = loop.time()
         while True:
             next_at += TICK
-            for session in list(self.sessions):
-                session.tick()
+            self.last_tick = time.monotonic()
+            self._tick_all()
             delay = next_at - loop.time()
             if delay < -0.2:  # the loop was blocked: start afresh rather than burst
                 self.late_ticks += 1
