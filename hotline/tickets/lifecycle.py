@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,7 +52,7 @@ class NotFound(TicketError):
 @dataclass(frozen=True)
 class Transition:
     sources: frozenset[str]
-    target: str | None  # None: the status stays
+    target: str | None  # None: the status stays, or the action decides it
     roles: frozenset[str]  # staff roles allowed; "service" for the API token
     label: str
 
@@ -68,7 +69,7 @@ TRANSITIONS: dict[str, Transition] = {
                            frozenset({"agent", "supervisor", "admin", "service"}), "回访"),
     "close": Transition(frozenset({"callback"}), "closed",
                         frozenset({"agent", "supervisor", "admin"}), "归档"),
-    "reopen": Transition(frozenset({"callback"}), "assigned",
+    "reopen": Transition(frozenset({"callback"}), None,  # assigned, or new when nobody is assigned
                          frozenset({"agent", "supervisor", "admin"}), "重新处理"),
     "reroute": Transition(frozenset({"new", "assigned", "in_progress"}), "new",
                           frozenset({"agent", "supervisor", "admin"}), "转派"),
@@ -312,12 +313,20 @@ async def get_ticket(session: AsyncSession, number: str, actor: Actor, *, for_up
     return ticket
 
 
-async def transition(session: AsyncSession, router: Router, ticket: Ticket, action: str, actor: Actor,
-                     now: dt.datetime, *, note: str = "", assignee: str | None = None,
-                     satisfaction: int | None = None, reached: bool | None = None,
-                     category: str | None = None, business_type: str | None = None,
-                     priority: str | None = None) -> Ticket:
-    """Apply one lifecycle action; anything not allowed raises before anything is written."""
+@dataclass
+class Step:
+    """One action in progress: what every `_do_*` function works on."""
+
+    session: AsyncSession
+    router: Router
+    ticket: Ticket
+    actor: Actor
+    now: dt.datetime
+    note: str
+
+
+def check_transition(ticket: Ticket, action: str, actor: Actor) -> Transition:
+    """The shared check step: the action exists, the actor's role may take it, the ticket is in a source status."""
     spec = TRANSITIONS.get(action)
     if spec is None:
         raise TicketError(f"unknown action {action!r}; expected one of {', '.join(TRANSITIONS)}",
@@ -328,86 +337,128 @@ async def transition(session: AsyncSession, router: Router, ticket: Ticket, acti
         raise InvalidTransition(
             f"ticket {ticket.number} is {ticket.status}; {action} needs one of {', '.join(sorted(spec.sources))}",
             "invalid_transition")
-    note = note.strip()
+    return spec
+
+
+async def _do_assign(step: Step, *, assignee: str | None = None, **_: Any) -> dict[str, Any]:
+    if not assignee:
+        raise TicketError("assign needs an assignee (a staff username)", "missing_assignee")
+    staff = (await step.session.execute(select(Staff).where(Staff.username == assignee))).scalar_one_or_none()
+    if staff is None or not staff.active:
+        raise TicketError(f"no active staff member {assignee!r}", "unknown_assignee")
+    actor, ticket = step.actor, step.ticket
+    if actor.is_staff and actor.role == "department" and staff.department_id != ticket.department_id:
+        raise Forbidden("department staff assign only within their department", "forbidden")
+    ticket.assignee_id = staff.id
+    ticket.responded_at = ticket.responded_at or step.now
+    return {"assignee": staff.username, "assignee_name": staff.display_name}
+
+
+async def _do_start(step: Step, **_: Any) -> dict[str, Any]:
+    return {}
+
+
+async def _do_resolve(step: Step, **_: Any) -> dict[str, Any]:
+    if not step.note:
+        raise TicketError("resolve needs a note saying what was done", "missing_note")
+    step.ticket.resolved_at = step.now
+    step.ticket.callback_due_at = step.router.callback_due(step.now)
+    return {}
+
+
+async def _do_callback(step: Step, *, reached: bool | None = None, satisfaction: int | None = None,
+                       **_: Any) -> dict[str, Any]:
+    if reached is None:
+        raise TicketError("callback needs reached: true or false", "missing_reached")
+    if reached and satisfaction is None:
+        raise TicketError("callback needs a satisfaction rating from 1 to 5 when the resident was reached",
+                          "missing_satisfaction")
+    if satisfaction is not None and not 1 <= satisfaction <= 5:
+        raise TicketError("satisfaction must be from 1 to 5", "invalid_satisfaction")
+    ticket = step.ticket
+    ticket.callback_at = step.now
+    ticket.callback_result = step.note or ("已回访" if reached else "未联系上")
+    ticket.satisfaction = satisfaction
+    return {"reached": reached, "satisfaction": satisfaction}
+
+
+async def _do_close(step: Step, **_: Any) -> dict[str, Any]:
+    step.ticket.closed_at = step.now
+    return {}
+
+
+async def _do_reopen(step: Step, **_: Any) -> dict[str, Any]:
+    if not step.note:
+        raise TicketError("reopen needs a note saying why the resident is not satisfied", "missing_note")
+    ticket, now = step.ticket, step.now
+    # Reopened work gets a fresh clock; the original creation time stays on record.
+    route = step.router.route(ticket.category, ticket.business_type, ticket.priority, now)
+    ticket.reopen_count += 1
+    ticket.resolved_at = None
+    ticket.callback_due_at = None
+    ticket.clock_started_at = now
+    ticket.response_due_at, ticket.resolution_due_at = route.response_due_at, route.resolution_due_at
+    ticket.escalation_level = 0
+    ticket.status = "assigned" if ticket.assignee_id else "new"
+    return {"resolution_due_at": route.resolution_due_at.isoformat()}
+
+
+async def _do_reroute(step: Step, *, category: str | None = None, business_type: str | None = None,
+                      priority: str | None = None, **_: Any) -> dict[str, Any]:
+    if business_type is None and category is None and priority is None:
+        raise TicketError("reroute needs a new category, business_type or priority", "missing_route")
+    ticket, router = step.ticket, step.router
+    try:
+        if business_type:
+            new_category = router.business_type(business_type).category
+            if category and category != new_category:
+                raise TicketError(f"business_type {business_type!r} belongs to category "
+                                  f"{new_category!r}, not {category!r}", "invalid_routing")
+        else:
+            new_category = category or ticket.category
+            business_type = ticket.business_type if new_category == ticket.category else None
+        # The resident's clock does not restart because the work moved inside the utility.
+        route = router.route(new_category, business_type, priority, ticket.clock_started_at)
+    except ValueError as exc:
+        raise TicketError(str(exc), "invalid_routing") from exc
+    dept = await _department(step.session, route.department)
+    data = {"from_department_id": ticket.department_id, "department": route.department,
+            "business_type": route.business_type, "priority": route.priority}
+    ticket.assignee_id = None
+    _apply_route(ticket, route, dept)
+    return data
+
+
+async def _do_comment(step: Step, **_: Any) -> dict[str, Any]:
+    if not step.note:
+        raise TicketError("a comment needs text", "missing_note")
+    return {}
+
+
+ACTIONS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+    "assign": _do_assign, "start": _do_start, "resolve": _do_resolve, "callback": _do_callback,
+    "close": _do_close, "reopen": _do_reopen, "reroute": _do_reroute, "comment": _do_comment,
+}
+
+
+async def transition(session: AsyncSession, router: Router, ticket: Ticket, action: str, actor: Actor,
+                     now: dt.datetime, *, note: str = "", **arguments: Any) -> Ticket:
+    """Apply one lifecycle action; anything not allowed raises before anything is written.
+
+    The check is shared; each action's own rules and changes are its `_do_*`
+    function; the status, the escalation clock and the audit event are set here
+    for all of them alike.
+    """
+    spec = check_transition(ticket, action, actor)
     before = ticket.status
-    data: dict[str, Any] = {}
-
-    if action == "assign":
-        if not assignee:
-            raise TicketError("assign needs an assignee (a staff username)", "missing_assignee")
-        staff = (await session.execute(select(Staff).where(Staff.username == assignee))).scalar_one_or_none()
-        if staff is None or not staff.active:
-            raise TicketError(f"no active staff member {assignee!r}", "unknown_assignee")
-        if actor.is_staff and actor.role == "department" and staff.department_id != ticket.department_id:
-            raise Forbidden("department staff assign only within their department", "forbidden")
-        ticket.assignee_id = staff.id
-        ticket.responded_at = ticket.responded_at or now
-        data = {"assignee": staff.username, "assignee_name": staff.display_name}
-    elif action == "resolve":
-        if not note:
-            raise TicketError("resolve needs a note saying what was done", "missing_note")
-        ticket.resolved_at = now
-        ticket.callback_due_at = router.callback_due(now)
-    elif action == "callback":
-        if reached is None:
-            raise TicketError("callback needs reached: true or false", "missing_reached")
-        if reached and satisfaction is None:
-            raise TicketError("callback needs a satisfaction rating from 1 to 5 when the resident was reached",
-                              "missing_satisfaction")
-        if satisfaction is not None and not 1 <= satisfaction <= 5:
-            raise TicketError("satisfaction must be from 1 to 5", "invalid_satisfaction")
-        ticket.callback_at = now
-        ticket.callback_result = note or ("已回访" if reached else "未联系上")
-        ticket.satisfaction = satisfaction
-        data = {"reached": reached, "satisfaction": satisfaction}
-    elif action == "close":
-        ticket.closed_at = now
-    elif action == "reopen":
-        if not note:
-            raise TicketError("reopen needs a note saying why the resident is not satisfied", "missing_note")
-        # Reopened work gets a fresh clock; the original creation time stays on record.
-        route = router.route(ticket.category, ticket.business_type, ticket.priority, now)
-        ticket.reopen_count += 1
-        ticket.resolved_at = None
-        ticket.callback_due_at = None
-        ticket.clock_started_at = now
-        ticket.response_due_at, ticket.resolution_due_at = route.response_due_at, route.resolution_due_at
-        ticket.escalation_level = 0
-        data = {"resolution_due_at": route.resolution_due_at.isoformat()}
-    elif action == "reroute":
-        if business_type is None and category is None and priority is None:
-            raise TicketError("reroute needs a new category, business_type or priority", "missing_route")
-        try:
-            if business_type:
-                new_category = router.business_type(business_type).category
-                if category and category != new_category:
-                    raise TicketError(f"business_type {business_type!r} belongs to category "
-                                      f"{new_category!r}, not {category!r}", "invalid_routing")
-            else:
-                new_category = category or ticket.category
-                business_type = ticket.business_type if new_category == ticket.category else None
-            # The resident's clock does not restart because the work moved inside the utility.
-            route = router.route(new_category, business_type, priority, ticket.clock_started_at)
-        except ValueError as exc:
-            raise TicketError(str(exc), "invalid_routing") from exc
-        dept = await _department(session, route.department)
-        data = {"from_department_id": ticket.department_id, "department": route.department,
-                "business_type": route.business_type, "priority": route.priority}
-        ticket.assignee_id = None
-        ticket.status = "new"
-        _apply_route(ticket, route, dept)
-    elif action == "comment":
-        if not note:
-            raise TicketError("a comment needs text", "missing_note")
-
-    if action == "reopen":
-        ticket.status = "assigned" if ticket.assignee_id else "new"
-    elif spec.target:
+    step = Step(session, router, ticket, actor, now, note.strip())
+    data = await ACTIONS[action](step, **arguments)
+    if spec.target:
         ticket.status = spec.target
     ticket.updated_at = now
     if action != "comment":
         _arm_escalation(ticket, router)
-    _event(session, ticket, actor, action, now, before, note=note, data=data)
+    _event(session, ticket, actor, action, now, before, note=step.note, data=data)
     await session.flush()
     return ticket
 
