@@ -81,6 +81,7 @@ async def _seed(config, accounts: int) -> str:  # type: ignore[no-untyped-def]
 def _serve(config) -> None:  # type: ignore[no-untyped-def]
     from aiohttp import web
 
+    from hotline.api.middleware import RedactingAccessLogger
     from hotline.app import create_app
     from hotline.context import build_context
     ctx = build_context(config)
@@ -88,7 +89,9 @@ def _serve(config) -> None:  # type: ignore[no-untyped-def]
         from hotline.ivr.service import load_configured_flow
         load_configured_flow(ctx)  # a bad flow file stops the start here, naming the file and line
     logging.getLogger("hotline").info("database %s", ctx.engine.url.render_as_string(hide_password=True))
-    web.run_app(create_app(ctx), host=config.http.host, port=config.http.port, print=None)
+    # The access log without WeChat's signatures and nonces (they would let a reader replay a push).
+    web.run_app(create_app(ctx), host=config.http.host, port=config.http.port, print=None,
+                access_log_class=RedactingAccessLogger)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -103,6 +103,24 @@ class WechatConfig:
     max_age_seconds: int = 300  # a push's timestamp must be this recent; its nonce is refused twice
     max_stored_chars: int = 20000  # longer texts are cut when stored (the bot sees at most 2,000)
 
+    def effective_mode(self) -> str:
+        """The mode in force, checked once at start so a typo cannot silently accept plaintext."""
+        mode = self.mode.strip().lower() or ("safe" if self.encoding_aes_key else "plaintext")
+        if mode not in WECHAT_MODES:
+            raise ConfigError(f"[wechat] mode: expected one of {', '.join(WECHAT_MODES)}, got {self.mode!r}")
+        if mode != "plaintext" and len(self.encoding_aes_key) != 43:
+            raise ConfigError(f"[wechat] mode {mode} needs encoding_aes_key (the 43-character EncodingAESKey)"
+                              if not self.encoding_aes_key else
+                              "[wechat] encoding_aes_key: expected 43 characters")
+        if self.max_age_seconds <= 0:
+            raise ConfigError("[wechat] max_age_seconds: expected a positive number of seconds")
+        if self.max_stored_chars < 100:
+            raise ConfigError("[wechat] max_stored_chars: expected at least 100")
+        return mode
+
+
+WECHAT_MODES = ("plaintext", "compatible", "safe")
+
 
 @dataclasses.dataclass
 class Config:

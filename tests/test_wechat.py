@@ -1,4 +1,5 @@
-"""WeChat official account: verification, the three modes, message types, bad input, retries, the 5 s rule.
+"""WeChat official account: verification, the three modes, message types, bad input, retries, the 5 s rule,
+freshness (timestamp window, nonces used once), the access log, long texts.
 
 Pushes come from tests/wechat_client.py (the wire format, independent of
 wechatpy); outbound calls go to a fake WeChat API on 127.0.0.1 that records
@@ -7,7 +8,10 @@ them and can answer with errors and expired tokens.
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,8 +20,12 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
+from hotline.api.middleware import RedactingAccessLogger
 from hotline.app import create_app
 from hotline.bot.client import RasaClient
+from hotline.channels.wechat.replay import ReplayGuard
+from hotline.channels.wechat.views import TRUNCATED
+from hotline.config import ConfigError, WechatConfig
 from models import Conversation, Message
 from tests import wechat_client as wx
 from tests.test_conversations import FakeRasa
@@ -43,8 +51,14 @@ class FakeWeChat:
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
 
+@pytest.fixture
+def wechat_mode() -> str:
+    """[wechat] mode of the app under test; compatible takes every format the tests push. Override per test."""
+    return "compatible"
+
+
 @pytest_asyncio.fixture
-async def wechat(ctx, staff) -> AsyncIterator[tuple[TestClient, FakeRasa, FakeWeChat]]:
+async def wechat(ctx, staff, wechat_mode) -> AsyncIterator[tuple[TestClient, FakeRasa, FakeWeChat]]:
     fake_rasa, fake_wx = FakeRasa(), FakeWeChat()
     rasa_app, wx_app = web.Application(), web.Application()
     rasa_app.router.add_post("/webhooks/rest/webhook", fake_rasa.webhook)
@@ -55,7 +69,10 @@ async def wechat(ctx, staff) -> AsyncIterator[tuple[TestClient, FakeRasa, FakeWe
         ctx.config.wechat.token, ctx.config.wechat.app_id = wx.TOKEN, wx.APP_ID
         ctx.config.wechat.app_secret, ctx.config.wechat.encoding_aes_key = "secret", wx.AES_KEY
         ctx.config.wechat.api_base_url = str(wx_server.make_url("")).rstrip("/")
-        async with TestClient(TestServer(create_app(ctx))) as client:
+        ctx.config.wechat.mode = wechat_mode
+        server = TestServer(create_app(ctx))
+        await server.start_server(access_log_class=RedactingAccessLogger)  # the access log run_hotline.py uses
+        async with TestClient(server) as client:
             yield client, fake_rasa, fake_wx
 
 
@@ -217,3 +234,150 @@ async def test_photos_go_with_the_ticket(wechat, ctx) -> None:
     ticket = await (await client.get(f"/api/tickets/{number}", headers=SERVICE)).json()
     assert [(a["kind"], a["uri"], a["media_id"]) for a in ticket["attachments"]] == [
         ("image", "http://127.0.0.1/leak1.jpg", "p1"), ("image", "http://127.0.0.1/leak2.jpg", "p2")]
+
+
+
+async def _stored_resident_texts(ctx) -> list[str]:
+    return [text for sender, _, text in await _messages(ctx) if sender == "resident"]
+
+
+@pytest.mark.parametrize("wechat_mode", ["safe", ""])  # empty: safe, because an EncodingAESKey is set
+async def test_safe_mode_refuses_plaintext_pushes(wechat, ctx, wechat_mode) -> None:
+    client, rasa, _ = wechat
+    resp = await _push(client, wx.message("text", "openid-20", 20001, Content="明文"), "plain")
+    assert resp.status == 403
+    assert await _messages(ctx) == [] and rasa.received == []
+    for number, mode in [(20002, "aes"), (20003, "compatible")]:
+        resp = await _push(client, wx.message("text", "openid-20", number, Content=mode), mode)
+        assert resp.status == 200
+        assert "<Encrypt>" in await resp.text() and wx.reply_text(await resp.text()) == f"收到：{mode}"
+    assert await _stored_resident_texts(ctx) == ["aes", "compatible"]
+
+
+async def test_compatible_mode_accepts_both_and_answers_each_as_it_came(wechat, ctx) -> None:
+    client, _, _ = wechat
+    plain = await _push(client, wx.message("text", "openid-21", 21001, Content="明文"), "plain")
+    assert plain.status == 200
+    assert "<Encrypt>" not in await plain.text() and wx.reply_text(await plain.text()) == "收到：明文"
+    encrypted = await _push(client, wx.message("text", "openid-21", 21002, Content="密文"), "aes")
+    assert encrypted.status == 200
+    assert "<Encrypt>" in await encrypted.text() and wx.reply_text(await encrypted.text()) == "收到：密文"
+
+
+@pytest.mark.parametrize("wechat_mode", ["plaintext"])
+async def test_plaintext_mode_refuses_encrypted_pushes(wechat, ctx, wechat_mode) -> None:
+    client, _, _ = wechat
+    assert (await _push(client, wx.message("text", "openid-22", 22001, Content="密文"), "aes")).status == 403
+    assert (await _push(client, wx.message("text", "openid-22", 22002, Content="明文"), "plain")).status == 200
+    assert await _stored_resident_texts(ctx) == ["明文"]
+
+
+@pytest.mark.parametrize("mode", ["plain", "aes"])
+async def test_stale_and_future_timestamps_are_403(wechat, ctx, mode) -> None:
+    client, _, _ = wechat
+    now = int(time.time())
+    for number, timestamp in [(23001, now - 30 * 86400), (23002, now - 301), (23003, now + 301)]:
+        query, body = wx.push(wx.message("text", "openid-23", number, Content="旧消息"), mode, timestamp=timestamp)
+        assert (await client.post("/wechat", params=query, data=body.encode())).status == 403, timestamp
+    query = wx.signed_query("plain", timestamp=now - 301)
+    assert (await client.get("/wechat", params={**query, "echostr": "e"})).status == 403
+    assert await _messages(ctx) == []
+    # Inside the window either way is fine (clocks differ a little).
+    for number, timestamp in [(23004, now - 250), (23005, now + 250)]:
+        query, body = wx.push(wx.message("text", "openid-23", number, Content="新消息"), mode, timestamp=timestamp)
+        assert (await client.post("/wechat", params=query, data=body.encode())).status == 200
+
+
+@pytest.mark.parametrize("mode", ["plain", "aes"])
+async def test_a_replayed_nonce_is_403_even_with_another_body(wechat, ctx, mode) -> None:
+    client, rasa, _ = wechat
+    query, body = wx.push(wx.message("text", "openid-24", 24001, Content="第一条"), mode)
+    assert (await client.post("/wechat", params=query, data=body.encode())).status == 200
+    # The very same push again, and the captured query with a body of the attacker's choosing.
+    assert (await client.post("/wechat", params=query, data=body.encode())).status == 403
+    _, other = wx.push(wx.message("text", "openid-24", 24002, Content="伪造的"), mode)
+    assert (await client.post("/wechat", params=query, data=other.encode())).status == 403
+    assert await _stored_resident_texts(ctx) == ["第一条"] and len(rasa.received) == 1
+
+
+async def test_a_forged_push_does_not_use_up_its_nonce(wechat, ctx) -> None:
+    client, _, _ = wechat
+    query, body = wx.push(wx.message("text", "openid-25", 25001, Content="真的"), "aes")
+    forged = {**query, "msg_signature": "0" * 40}
+    assert (await client.post("/wechat", params=forged, data=body.encode())).status == 403
+    assert (await client.post("/wechat", params=query, data=body.encode())).status == 200
+
+
+async def test_the_access_log_holds_no_signature_nonce_or_body(wechat, ctx, caplog) -> None:
+    client, _, _ = wechat
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    query, body = wx.push(wx.message("text", "openid-26", 26001, Content="我的地址是幸福路8号"), "aes")
+    assert (await client.post("/wechat", params=query, data=body.encode())).status == 200
+    plain_query, plain_body = wx.push(wx.message("text", "openid-26", 26002, Content="明文地址"), "plain")
+    assert (await client.post("/wechat", params=plain_query, data=plain_body.encode())).status == 200
+    verify = {**wx.signed_query("plain"), "echostr": "echo-secret-123"}
+    assert (await client.get("/wechat", params=verify)).status == 200
+    access = [r for r in caplog.records if r.name == "aiohttp.access"]
+    lines = [r.getMessage() for r in access]
+    assert len([line for line in lines if "/wechat" in line]) == 3, lines
+    # The message and the structured fields (extra=...) a JSON log handler would write.
+    logged = "\n".join(lines + [f"{r.first_request_line} {r.request_header}" for r in access])
+    for secret in [query["signature"], query["msg_signature"], query["nonce"], query["timestamp"],
+                   plain_query["signature"], plain_query["nonce"], verify["signature"], verify["echostr"],
+                   "幸福路", "明文地址", "openid-26"]:
+        assert secret not in logged, secret
+    assert "encrypt_type=aes" in logged  # the rest of the request line is kept
+
+
+def test_the_service_runs_with_the_redacting_access_log(monkeypatch, config) -> None:
+    """run_hotline.py serve hands the redacting access logger to aiohttp."""
+    import aiohttp.web
+    import run_hotline
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(aiohttp.web, "run_app", lambda app, **kw: seen.update(kw))
+    run_hotline._serve(config)
+    assert seen["access_log_class"] is RedactingAccessLogger
+
+
+async def test_a_long_text_is_stored_cut_with_a_marker(wechat, ctx) -> None:
+    client, rasa, _ = wechat
+    text = "漏" * 25_000
+    resp = await _push(client, wx.message("text", "openid-27", 27001, Content=text), "aes")
+    assert resp.status == 200
+    async with ctx.readers() as session:
+        stored = (await session.execute(select(Message).where(Message.sender_kind == "resident"))).scalar_one()
+    assert len(stored.text) == 20_000 and stored.text.endswith(TRUNCATED)
+    assert stored.text.startswith("漏" * 19_000)
+    assert stored.payload == {"truncated_from_chars": 25_000}
+    assert len(rasa.received[0]["message"]) <= 20_000
+    short = await _push(client, wx.message("text", "openid-27", 27002, Content="短消息"), "aes")
+    assert short.status == 200 and (await _stored_resident_texts(ctx))[-1] == "短消息"
+
+
+def test_the_mode_is_checked_at_start(ctx) -> None:
+    cfg = ctx.config.wechat
+    cfg.token = wx.TOKEN
+    for mode, key, error in [("secure", wx.AES_KEY, "expected one of plaintext, compatible, safe"),
+                             ("safe", "", "needs encoding_aes_key"), ("compatible", "", "needs encoding_aes_key"),
+                             ("safe", "short", "expected 43 characters")]:
+        cfg.mode, cfg.encoding_aes_key = mode, key
+        with pytest.raises(ConfigError, match=error):
+            create_app(ctx)
+    assert WechatConfig(encoding_aes_key=wx.AES_KEY).effective_mode() == "safe"
+    assert WechatConfig().effective_mode() == "plaintext"
+    assert WechatConfig(mode="Compatible", encoding_aes_key=wx.AES_KEY).effective_mode() == "compatible"
+
+
+def test_replay_guard_forgets_in_time_and_stays_bounded() -> None:
+    clock = [1_000_000.0]
+    guard = ReplayGuard(300, max_nonces=3, now=lambda: clock[0])
+    assert guard.fresh("abc") is None and guard.fresh(str(999_699)) is None and guard.fresh(str(1_000_301)) is None
+    t = guard.fresh(str(1_000_000))
+    assert t == 1_000_000 and guard.first_use(t, "a") and not guard.first_use(t, "a")
+    assert not guard.first_use(t, "")
+    clock[0] += 601  # no timestamp that was fresh with "a" is fresh any more: "a" can go
+    assert guard.first_use(1_000_601, "b") and len(guard) == 1
+    assert guard.first_use(1_000_590, "c") and guard.first_use(1_000_601, "d")
+    assert guard.first_use(1_000_601, "e") and len(guard) == 3  # "b" dropped to stay within 3 ...
+    assert guard.fresh(str(1_000_601)) is None  # ... so its timestamp (and older) is refused from now on
+    assert guard.fresh(str(1_000_602)) == 1_000_602

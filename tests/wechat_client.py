@@ -56,8 +56,11 @@ def message(kind: str, openid: str, msg_id: int | None = None, **fields: str) ->
             f"<CreateTime>{int(time.time())}</CreateTime><MsgType><![CDATA[{kind}]]></MsgType>{body}{mid}</xml>")
 
 
-def signed_query(mode: str, encrypted: str | None = None, token: str = TOKEN) -> dict[str, str]:
-    timestamp, nonce = str(int(time.time())), "n" + os.urandom(4).hex()
+def signed_query(mode: str, encrypted: str | None = None, token: str = TOKEN, timestamp: int | None = None,
+                 nonce: str | None = None) -> dict[str, str]:
+    """The query WeChat signs; a fresh timestamp and random nonce unless given (to test stale ones and replays)."""
+    timestamp = str(int(time.time()) if timestamp is None else timestamp)
+    nonce = nonce or "n" + os.urandom(4).hex()
     query = {"signature": _sha1(token, timestamp, nonce), "timestamp": timestamp, "nonce": nonce,
              "openid": "x"}
     if mode == "aes":
@@ -65,15 +68,16 @@ def signed_query(mode: str, encrypted: str | None = None, token: str = TOKEN) ->
     return query
 
 
-def push(xml: str, mode: str = "plain", token: str = TOKEN) -> tuple[dict[str, str], str]:
+def push(xml: str, mode: str = "plain", token: str = TOKEN, timestamp: int | None = None,
+         nonce: str | None = None) -> tuple[dict[str, str], str]:
     """(query, body) of a push in plaintext, compatible or safe mode."""
     if mode == "plain":
-        return signed_query("plain", token=token), xml
+        return signed_query("plain", token=token, timestamp=timestamp, nonce=nonce), xml
     encrypted = encrypt(xml)
     if mode == "compatible":
-        return signed_query("aes", encrypted, token), xml.replace(
+        return signed_query("aes", encrypted, token, timestamp, nonce), xml.replace(
             "</xml>", f"<Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>")
-    return signed_query("aes", encrypted, token), (
+    return signed_query("aes", encrypted, token, timestamp, nonce), (
         f"<xml><ToUserName><![CDATA[gh_hotline]]></ToUserName><Encrypt><![CDATA[{encrypted}]]></Encrypt></xml>")
 
 

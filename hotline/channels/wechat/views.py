@@ -1,9 +1,18 @@
-"""GET/POST /wechat: server verification and pushes in plaintext, compatible and safe (AES) mode."""
+"""GET/POST /wechat: server verification and pushes in plaintext, compatible and safe (AES) mode.
+
+The configured mode decides what is accepted: safe takes only encrypted
+pushes, plaintext only plaintext ones, compatible both (and answers each the
+way it came). Every request must be fresh (timestamp within
+[wechat] max_age_seconds either way) and carry a nonce not seen in that window;
+see replay.py. The query (signatures, nonce) is kept out of the access log by
+hotline.api.middleware.RedactingAccessLogger.
+"""
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from xml.parsers.expat import ExpatError
@@ -19,6 +28,7 @@ from wechatpy.utils import check_signature
 from hotline.api.registry import CTX
 from hotline.channels.wechat.api import WeChatApi
 from hotline.channels.wechat.channel import PassiveReply, WeChatChannel
+from hotline.channels.wechat.replay import ReplayGuard
 from hotline.conversations import service
 
 log = logging.getLogger(__name__)
@@ -30,6 +40,18 @@ WELCOME = ("感谢关注自来水公司！我是24小时智能客服，可以帮
            "查询水费欠费、了解过户报装等业务、查询工单进度。直接发文字、语音或位置给我即可；需要人工请回复“人工客服”。")
 VOICE_NOT_RECOGNISED = "抱歉，没能识别您的语音，请用文字再说一次。"
 IMAGE_RECEIVED = "图片已收到，已附在您的会话中，工作人员处理时会查看。"
+TRUNCATED = "…（内容过长，其余部分未保存）"
+
+
+@dataclass
+class Endpoint:
+    """What /wechat accepts, fixed at start from [wechat]."""
+    mode: str  # plaintext, compatible or safe
+    guard: ReplayGuard
+    max_stored_chars: int
+
+
+ENDPOINT = web.AppKey("wechat_endpoint", Endpoint)
 
 
 def _wechat(request: web.Request) -> tuple[WeChatChannel, Any]:
@@ -40,37 +62,63 @@ def _wechat(request: web.Request) -> tuple[WeChatChannel, Any]:
     return channel, ctx
 
 
+def _fresh_timestamp(endpoint: Endpoint, q: Any) -> int:
+    timestamp = endpoint.guard.fresh(q.get("timestamp", ""))
+    if timestamp is None:
+        raise web.HTTPForbidden(text="timestamp outside the allowed window")
+    return timestamp
+
+
+def _first_use(endpoint: Endpoint, timestamp: int, q: Any) -> None:
+    """After the signature check: a nonce seen before means a replayed request."""
+    if not endpoint.guard.first_use(timestamp, q.get("nonce", "")):
+        raise web.HTTPForbidden(text="nonce already used")
+
+
 async def verify(request: web.Request) -> web.Response:
     _, ctx = _wechat(request)
+    endpoint = request.app[ENDPOINT]
     q = request.query
+    timestamp = _fresh_timestamp(endpoint, q)
     try:
         check_signature(ctx.config.wechat.token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
     except InvalidSignatureException:
         raise web.HTTPForbidden(text="invalid signature") from None
+    _first_use(endpoint, timestamp, q)
     return web.Response(text=q.get("echostr", ""))
 
 
 async def push(request: web.Request) -> web.Response:
     channel, ctx = _wechat(request)
+    endpoint = request.app[ENDPOINT]
     cfg = ctx.config.wechat
     q = request.query
+    encrypted = q.get("encrypt_type") == "aes"
+    if not encrypted and endpoint.mode == "safe":
+        raise web.HTTPForbidden(text="safe mode: plaintext pushes are refused")
+    if encrypted and endpoint.mode == "plaintext":
+        raise web.HTTPForbidden(text="plaintext mode: encrypted pushes are refused")
+    timestamp = _fresh_timestamp(endpoint, q)
     body = await request.read()
-    safe = q.get("encrypt_type") == "aes"
-    crypto = WeChatCrypto(cfg.token, cfg.encoding_aes_key, cfg.app_id) if safe else None
+    crypto = WeChatCrypto(cfg.token, cfg.encoding_aes_key, cfg.app_id) if encrypted else None
     try:
         if crypto is not None:
             xml = crypto.decrypt_message(body, q.get("msg_signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
         else:
             check_signature(cfg.token, q.get("signature", ""), q.get("timestamp", ""), q.get("nonce", ""))
             xml = body.decode("utf-8")
-        message = parse_message(xml)
     except (InvalidSignatureException, InvalidAppIdException):
         raise web.HTTPForbidden(text="invalid signature or appid") from None
     except (ValueError, KeyError, ExpatError, UnicodeDecodeError, TypeError):
         raise web.HTTPBadRequest(text="not a WeChat message") from None
+    _first_use(endpoint, timestamp, q)
+    try:
+        message = parse_message(xml)
+    except (ValueError, KeyError, ExpatError, TypeError):
+        raise web.HTTPBadRequest(text="not a WeChat message") from None
 
     openid = message.source
-    handled = _handle(ctx, message)
+    handled = _handle(ctx, message, endpoint.max_stored_chars)
     if handled is None:
         return web.Response(text="success")
     passive = channel.passive.setdefault(openid, PassiveReply())
@@ -103,15 +151,23 @@ async def _send_late(ctx: Any, channel: WeChatChannel, openid: str, collected: l
         await service.record_delivery(ctx, msg.conversation_id, msg, delivery)
 
 
-def _handle(ctx: Any, message: Any):  # type: ignore[no-untyped-def]
+def _cut(text: str, limit: int) -> tuple[str, dict[str, Any] | None]:
+    """A resident's text as stored: at most `limit` characters, marked when cut (its full length kept)."""
+    if len(text) <= limit:
+        return text, None
+    return text[:limit - len(TRUNCATED)] + TRUNCATED, {"truncated_from_chars": len(text)}
+
+
+def _handle(ctx: Any, message: Any, max_chars: int):  # type: ignore[no-untyped-def]
     """The coroutine that stores (and answers) one push, or None for what needs no answer."""
     openid = message.source
     kind = message.type
     if kind == "text":
-        return service.receive(ctx, "wechat", openid, message.content, channel_message_id=str(message.id),
+        text, cut = _cut(message.content or "", max_chars)
+        return service.receive(ctx, "wechat", openid, text, payload=cut, channel_message_id=str(message.id),
                                metadata={"channel": "wechat"})
     if kind == "voice":
-        text = (getattr(message, "recognition", None) or "").strip()
+        text, _ = _cut((getattr(message, "recognition", None) or "").strip(), max_chars)
         payload = {"media_id": message.media_id, "format": message.format}
         if text:
             return service.receive(ctx, "wechat", openid, text, kind="voice", payload=payload,
@@ -121,7 +177,7 @@ def _handle(ctx: Any, message: Any):  # type: ignore[no-untyped-def]
         payload = {"media_id": message.media_id, "pic_url": message.image}
         return _stored_then_say(ctx, openid, "[图片]", "image", payload, str(message.id), IMAGE_RECEIVED)
     if kind == "location":
-        label = message.label or f"{message.location_x},{message.location_y}"
+        label, _ = _cut(message.label or f"{message.location_x},{message.location_y}", max_chars)
         location = {"address": label, "latitude": float(message.location_x), "longitude": float(message.location_y)}
         return service.receive(ctx, "wechat", openid, f"我的位置：{label}", kind="location", payload=location,
                                channel_message_id=str(message.id), metadata={"channel": "wechat"},
@@ -149,8 +205,11 @@ async def _stored_then_say(ctx: Any, openid: str, text: str, kind: str, payload:
 
 
 def setup(app: web.Application) -> None:
+    """Routes and the channel; a [wechat] mode that cannot work stops the start (ConfigError)."""
     ctx = app[CTX]
     cfg = ctx.config.wechat
+    app[ENDPOINT] = Endpoint(mode=cfg.effective_mode(), guard=ReplayGuard(cfg.max_age_seconds),
+                             max_stored_chars=cfg.max_stored_chars)
     if cfg.token:
         api = WeChatApi(cfg.api_base_url, cfg.app_id, cfg.app_secret)
         ctx.channels["wechat"] = WeChatChannel(api)
