@@ -20,6 +20,7 @@ class ServiceConfig:
     var_dir: str = "var"
     routing_file: str = "config/routing.yml"
     calendar_file: str = "config/calendar-cn.yml"
+    messages_file: str = "config/messages.yml"  # every word residents hear or read from the service
 
 
 @dataclasses.dataclass
@@ -89,6 +90,14 @@ class BotConfig:
     timeout_seconds: float = 30.0
     concurrency: int = 8  # requests to Rasa at once; the rest wait in the queue
     queue_size: int = 200  # messages waiting for the bot; beyond it residents are asked to wait
+    # The servers the service starts listen here; anything but loopback exposes them (tokens still apply).
+    host: str = "127.0.0.1"
+    # Rasa's HTTP API token (?token=). Empty: a random one per start, known only to the service.
+    # Set it when rasa_url points at a Rasa server run elsewhere (hotline/bot/runtime/rasa_server.py).
+    rasa_token: str = ""
+    start_timeout_seconds: float = 300.0  # a server not answering by then is killed and started again
+    check_interval_seconds: float = 5.0  # how often the started servers must prove they are alive
+    restart_backoff_max_seconds: float = 60.0  # restarts wait 1 s, 2 s, 4 s … up to this
 
 
 @dataclasses.dataclass

@@ -13,6 +13,7 @@ from hotline.bot.client import RasaClient
 from hotline.config import Config
 from hotline.conversations.bot_queue import BotQueue
 from hotline.events import EventBus
+from hotline.messages import Messages, load_messages
 from hotline.tickets.calendar import load_calendar
 from hotline.tickets.routing import Router, load_routing
 from models.base import utcnow
@@ -26,6 +27,7 @@ class AppContext:
     sessions: async_sessionmaker[AsyncSession]  # for changes: one transaction each
     readers: async_sessionmaker[AsyncSession]  # for reads only
     router: Router
+    messages: Messages  # the catalogue of what residents hear and read
     bus: EventBus  # this process's committed changes; side effects that must run once hang off it
     live: EventBus  # what consoles hear: `bus` plus, on PostgreSQL, the other processes' events
     origin: str  # this process's name on the NOTIFY channel
@@ -43,6 +45,7 @@ class AppContext:
 def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> AppContext:
     calendar = load_calendar(config.path(config.service.calendar_file))
     router = load_routing(config.path(config.service.routing_file), calendar)
+    messages = load_messages(config.path(config.service.messages_file))
     engine = create_engine(config.database_url, echo=config.database.echo)
     bus, live = EventBus(), EventBus()
     bus.subscribe(live.publish)
@@ -54,5 +57,6 @@ def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> 
     sessions.configure(info=info)
     readers = session_factory(read_only(engine))
     return AppContext(config=config, engine=engine, sessions=sessions, readers=readers, router=router,
+                      messages=messages,
                       bus=bus, live=live, origin=origin, clock=clock,
                       bot_queue=BotQueue(config.bot.concurrency, config.bot.queue_size))

@@ -38,16 +38,6 @@ log = logging.getLogger(__name__)
 OPEN = ("bot", "waiting", "agent")
 RATING_WINDOW = dt.timedelta(hours=24)
 BOT_MAX_CHARS = 2000  # what the bot reads of one message (the web chat's own limit); the rest is stored
-TEXTS = {
-    "handoff": "正在为您转接人工客服，请稍候，您的消息都已记录。",
-    "bot_unavailable": "智能客服暂时无法回复，已为您转接人工客服，请稍候，您的消息都已记录。",
-    "bot_busy": "当前咨询人数较多，智能客服正在逐条回复，请稍候，无需重复发送。",
-    "cut_for_bot": "您的消息较长，智能客服只阅读了前2000字；完整内容已保存，人工客服可以查看。",
-    "agent_joined": "人工客服{name}已接入，为您服务。",
-    "handed_back": "人工客服已结束接待，您可以继续向智能客服提问。",
-    "rating": "本次服务已结束。请为我们的服务打分：回复数字 1-5（5 表示非常满意）。",
-    "rated": "感谢您的评价！",
-}
 # What each sender's outgoing message is called in the audit trail.
 OUTGOING_ACTIONS = {"bot": "bot_reply", "agent": "reply", "system": "notice"}
 
@@ -179,7 +169,7 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
                 conv.satisfaction = int(text.strip())
                 _change(session, conv, RESIDENT, "rate", now, conv.status, "conversation.rated",
                         {"satisfaction": conv.satisfaction}, satisfaction=conv.satisfaction)
-                outbox.append(await _say(session, conv, "system", TEXTS["rated"], now))
+                outbox.append(await _say(session, conv, "system", ctx.messages("conversation.rated"), now))
                 rated = True
             else:
                 conv = await _open_conversation(session, channel, user, now)
@@ -226,7 +216,8 @@ async def ask_bot(ctx: AppContext, conv_id: int, text: str, metadata: dict[str, 
     """
     if len(text) > BOT_MAX_CHARS:
         text = text[:BOT_MAX_CHARS]
-        await send(ctx, conv_id, "system", TEXTS["cut_for_bot"], only_if_status="bot")
+        await send(ctx, conv_id, "system", ctx.messages("conversation.cut_for_bot", limit=BOT_MAX_CHARS),
+                   only_if_status="bot")
     async with ctx.readers() as session:
         conv = await _get(session, conv_id)
         channel_name, user = conv.channel, conv.external_user
@@ -234,7 +225,7 @@ async def ask_bot(ctx: AppContext, conv_id: int, text: str, metadata: dict[str, 
     queue = ctx.bot_queue
     if queue.full:
         queue.overflowed += 1
-        await send(ctx, conv_id, "system", TEXTS["bot_busy"], only_if_status="bot")
+        await send(ctx, conv_id, "system", ctx.messages("conversation.bot_busy"), only_if_status="bot")
     await _typing(ctx, channel_name, user, True)
     try:
         if ctx.bot is None:
@@ -245,7 +236,7 @@ async def ask_bot(ctx: AppContext, conv_id: int, text: str, metadata: dict[str, 
     except (BotUnavailable, TimeoutError) as exc:
         queue.failed += 1
         log.warning("bot unavailable for conversation %d: %s", conv_id, str(exc) or "past the long limit")
-        await handoff(ctx, conv_id, "bot_unavailable", TEXTS["bot_unavailable"])
+        await handoff(ctx, conv_id, "bot_unavailable", ctx.messages("conversation.bot_unavailable"))
         return
     finally:
         await _typing(ctx, channel_name, user, False)
@@ -263,7 +254,7 @@ async def _bot_replied(ctx: AppContext, conv_id: int, reply: BotReply) -> None:
         outbox = [await _say(session, conv, "bot", line, now, actor=BOT) for line in reply.texts]
         if reply.handoff:
             outbox += await _to_queue(session, conv, BOT, reply.handoff_reason or "requested",
-                                      None if reply.texts else TEXTS["handoff"], now,
+                                      None if reply.texts else ctx.messages("conversation.handoff"), now,
                                       category=reply.category, learned=reply.learned)
     await _deliver(ctx, conv, outbox)
 
@@ -357,7 +348,8 @@ async def take_over(ctx: AppContext, conv_id: int, agent: Actor) -> None:
         await session.refresh(conv)
         _change(session, conv, agent, "take_over", now, before, "conversation.taken",
                 agent_id=agent.id, agent_name=agent.name)
-        notice = await _say(session, conv, "system", TEXTS["agent_joined"].format(name=agent.name), now)
+        joined = ctx.messages("conversation.agent_joined", name=agent.name)
+        notice = await _say(session, conv, "system", joined, now)
     await _deliver(ctx, conv, [notice])
 
 
@@ -383,7 +375,7 @@ async def hand_back(ctx: AppContext, conv_id: int, agent: Actor) -> None:
         _check_own(conv, agent)
         conv.status, conv.agent_id, conv.waiting_since = "bot", None, None
         _change(session, conv, agent, "hand_back", now, "agent", "conversation.handed_back", agent_id=agent.id)
-        notice = await _say(session, conv, "system", TEXTS["handed_back"], now)
+        notice = await _say(session, conv, "system", ctx.messages("conversation.handed_back"), now)
     await _deliver(ctx, conv, [notice])
 
 
@@ -397,5 +389,5 @@ async def close(ctx: AppContext, conv_id: int, actor: Actor) -> None:
         before = conv.status
         conv.status, conv.closed_at, conv.rating_requested_at = "closed", now, now
         _change(session, conv, actor, "close", now, before, "conversation.closed", by=actor.name)
-        notice = await _say(session, conv, "system", TEXTS["rating"], now)
+        notice = await _say(session, conv, "system", ctx.messages("conversation.rating"), now)
     await _deliver(ctx, conv, [notice])

@@ -10,12 +10,7 @@ from hotline.conversations import service
 
 log = logging.getLogger(__name__)
 
-NOTICES = {
-    "assign": "您的工单 {ticket} 已派发给责任人员，正在安排处理。",
-    "start": "您的工单 {ticket} 工作人员已开始处理。",
-    "resolve": "您的工单 {ticket} 已处理完毕，我们稍后会回访，请留意。",
-    "reopen": "您的工单 {ticket} 已重新安排处理。",
-}
+NOTICES = ("assign", "start", "resolve", "reopen")  # the ticket actions a resident hears of (ticket.* texts)
 
 
 def subscribe(ctx: AppContext) -> None:
@@ -24,11 +19,10 @@ def subscribe(ctx: AppContext) -> None:
     def on_event(event: dict[str, Any]) -> None:
         if event.get("type") != "ticket.changed" or not event.get("conversation_id"):
             return
-        template = NOTICES.get(event.get("action", ""))
-        if template is None:
+        if event.get("action") not in NOTICES:
             return
-        task = asyncio.get_running_loop().create_task(
-            service.send(ctx, event["conversation_id"], "system", template.format(ticket=event["ticket"])))
+        text = ctx.messages(f"ticket.{event['action']}", ticket=event["ticket"])
+        task = asyncio.get_running_loop().create_task(service.send(ctx, event["conversation_id"], "system", text))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 

@@ -50,7 +50,8 @@ def message_json(msg: Message) -> dict[str, Any]:
 class WebChatChannel:
     name = "web"
 
-    def __init__(self) -> None:
+    def __init__(self, typing_text: str = "") -> None:
+        self.typing_text = typing_text
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
 
     async def deliver(self, conversation: Conversation, message: Message) -> Delivery:
@@ -65,8 +66,8 @@ class WebChatChannel:
         return Delivery("delivered") if sent else Delivery("stored")
 
     async def typing(self, client: str, on: bool) -> None:
-        """The page shows "智能客服正在输入…" while the bot works on the resident's message."""
-        await self.push(client, {"type": "typing", "on": on})
+        """The page shows the catalogue's webchat.typing while the bot works on the resident's message."""
+        await self.push(client, {"type": "typing", "on": on, "text": self.typing_text})
 
     async def push(self, client: str, frame: dict[str, Any]) -> None:
         for ws in list(self.sockets.get(client, ())):
@@ -139,10 +140,10 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
                 text = str(data.get("text", "")).strip()
                 message_id = data.get("id")
             except (ValueError, AttributeError):
-                await ws.send_json({"type": "error", "message": "消息格式不正确"})
+                await ws.send_json({"type": "error", "message": ctx.messages("webchat.bad_format")})
                 continue
             if not text or len(text) > MAX_TEXT:
-                await ws.send_json({"type": "error", "message": f"消息不能为空，且不超过{MAX_TEXT}字"})
+                await ws.send_json({"type": "error", "message": ctx.messages("webchat.too_long", limit=MAX_TEXT)})
                 continue
             async def ack(received: service.Received, message_id: Any = message_id) -> None:
                 await ws.send_json({"type": "ack", "id": message_id, "duplicate": received.duplicate})
@@ -160,7 +161,7 @@ async def chat_socket(request: web.Request) -> web.WebSocketResponse:
 
 def setup(app: web.Application) -> None:
     ctx = app[CTX]
-    channel = WebChatChannel()
+    channel = WebChatChannel(ctx.messages("webchat.typing"))
     ctx.channels["web"] = channel
     ctx.live.subscribe(channel.on_event)
     app.router.add_get("/chat", chat_page)

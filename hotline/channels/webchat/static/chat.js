@@ -28,7 +28,7 @@
       else if (data.type === "status") { setState(data.status, data.agent); }
       else if (data.type === "ack") { pending = pending.filter(function (m) { return m.id !== data.id; }); }
       else if (data.type === "error") { show("system", data.message); }
-      else if (data.type === "typing") { typing.textContent = data.on ? "智能客服正在输入…" : ""; }
+      else if (data.type === "typing") { typing.textContent = data.on ? data.text : ""; }
     };
     ws.onclose = function () { state.textContent = "连接已断开，正在重连…"; setTimeout(connect, 2000); };
   }
