@@ -1,4 +1,11 @@
-"""Customer views: search, one account, balance and arrears, outages."""
+"""Customer views: search, one account, balance and arrears, outages.
+
+Accounts, balances and bills are for the people who talk with residents (agents,
+supervisors, admins) and for services (the bot). Department staff get 403: what
+they need of a customer (account number, contact name, phone, address) is on
+their own department's ticket pages, which they can already read. Outage
+notices are public information and open to all staff.
+"""
 from __future__ import annotations
 
 from typing import Any
@@ -6,10 +13,13 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
-from hotline.api.registry import STAFF_AND_SERVICE, ApiError, ctx_of, json_response, parse_query, route
+from hotline.api.registry import AGENTS, STAFF_AND_SERVICE, ApiError, ctx_of, json_response, parse_query, route
 from hotline.customers import accounts
 from hotline.tickets.lifecycle import normalize_phone
 from models import Customer
+
+
+CUSTOMER_READERS = AGENTS | {"service"}
 
 
 class CustomerQuery(BaseModel):
@@ -37,7 +47,7 @@ def yuan(fen: int) -> str:
 
 
 @route("GET", "/api/customers", "Search customers by account number, name, address or phone",
-       tag="customers", query=CustomerQuery, errors=(401, 422), roles=STAFF_AND_SERVICE)
+       tag="customers", query=CustomerQuery, errors=(401, 403, 422), roles=CUSTOMER_READERS)
 async def search(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     query = parse_query(request, CustomerQuery)
@@ -57,7 +67,7 @@ async def _customer(session: Any, account_number: str) -> Customer:
 
 
 @route("GET", "/api/customers/{account_number}", "One account with its meter", tag="customers",
-       errors=(401, 404), roles=STAFF_AND_SERVICE)
+       errors=(401, 403, 404), roles=CUSTOMER_READERS)
 async def get_customer(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     async with ctx.readers() as session:
@@ -66,7 +76,7 @@ async def get_customer(request: web.Request) -> web.Response:
 
 @route("GET", "/api/customers/{account_number}/balance",
        "Balance (prepaid credit), arrears (past due), outstanding, and the last bills; money in yuan",
-       tag="customers", errors=(401, 404), roles=STAFF_AND_SERVICE)
+       tag="customers", errors=(401, 403, 404), roles=CUSTOMER_READERS)
 async def balance(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     async with ctx.readers() as session:

@@ -171,9 +171,10 @@ def _apply_filters(stmt: Any, query: TicketQuery, actor: Actor, depts: dict[str,
     if query.phone:
         stmt = stmt.where(Ticket.contact_phone == lifecycle.normalize_phone(query.phone))
     if query.q:
-        like = f"%{query.q}%"
-        stmt = stmt.where(or_(Ticket.number == query.q, Ticket.description.like(like),
-                              Ticket.address.like(like), Ticket.contact_name.like(like)))
+        # autoescape: a % or _ typed by the user is a literal character, not a LIKE wildcard.
+        stmt = stmt.where(or_(Ticket.number == query.q, Ticket.description.contains(query.q, autoescape=True),
+                              Ticket.address.contains(query.q, autoescape=True),
+                              Ticket.contact_name.contains(query.q, autoescape=True)))
     if query.before_id:
         stmt = stmt.where(Ticket.id < query.before_id)
     return stmt
