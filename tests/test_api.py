@@ -72,7 +72,7 @@ async def test_session_cookie_with_csrf_protection(client) -> None:
     assert (await client.get("/api/auth/me")).status == 401
 
 
-async def test_repeated_failures_lock_the_account(client) -> None:
+async def test_repeated_failures_from_one_address_are_refused_for_a_while(client) -> None:
     for _ in range(5):
         await client.post("/api/auth/login", json={"username": "sup", "password": "wrong password"})
     resp = await client.post("/api/auth/login", json={"username": "sup", "password": "correct horse battery"})

@@ -1,11 +1,19 @@
 """API hardening: security headers, deeply nested JSON, LIKE wildcards in searches, who may read
-customers."""
+customers, and sign-in throttling that reveals no names and locks nobody out."""
 from __future__ import annotations
 
-import pytest
+from unittest import mock
 
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from hotline.api.auth_views import client_address
+from hotline.auth import sessions as staff_sessions
+from hotline.auth.throttle import LoginThrottle, address_key
 from models import Customer
-from tests.conftest import SERVICE, login
+from tests.conftest import PASSWORD, SERVICE, login
+
+LOCKED = {"error": {"code": "locked", "message": "登录尝试次数过多，请15分钟后再试"}}
 
 
 async def _create(client, description: str, **kw):
@@ -104,3 +112,89 @@ async def test_department_staff_may_not_read_customers(client, ctx) -> None:
         assert (await client.get("/api/customers/3100000042/balance")).status == 200, who
     client.session.cookie_jar.clear()
     assert (await client.get("/api/customers/3100000042", headers=SERVICE)).status == 200
+
+
+def _from(address: str) -> dict[str, str]:
+    """A request that came through the reverse proxy on this host from `address`."""
+    return {"X-Forwarded-For": address}
+
+
+async def _sign_in(client, username: str, password: str, address: str):
+    resp = await client.post("/api/auth/login", json={"username": username, "password": password},
+                             headers=_from(address))
+    return resp.status, await resp.json(), resp.headers.get("Retry-After")
+
+
+async def test_lockout_answers_the_same_for_unknown_and_known_names(client, monkeypatch) -> None:
+    kdf_runs: list[str] = []
+    real_verify = staff_sessions.verify_password
+
+    async def counting_verify(password: str, stored: str) -> bool:
+        kdf_runs.append("dummy" if stored == staff_sessions.DUMMY_HASH else "real")
+        return await real_verify(password, stored)
+
+    monkeypatch.setattr(staff_sessions, "verify_password", counting_verify)
+    attacker = "203.0.113.7"
+    answers = {}
+    for name in ("sup", "no.such.person"):
+        answers[name] = [await _sign_in(client, name, "guess", attacker) for _ in range(5)]
+        answers[name].append(await _sign_in(client, name, PASSWORD, attacker))
+    known, unknown = answers["sup"], answers["no.such.person"]
+    assert known == unknown  # status, body and Retry-After, attempt by attempt
+    assert [status for status, _, _ in known] == [401] * 5 + [429]
+    assert known[0][1] == {"error": {"code": "bad_credentials", "message": "用户名或密码错误"}}
+    assert known[5][1] == LOCKED and int(known[5][2]) == 15 * 60
+    # The password KDF ran for every counted attempt, on the dummy hash for the unknown name.
+    assert kdf_runs == ["real"] * 5 + ["dummy"] * 5
+
+
+async def test_a_lockout_slows_the_attacker_not_the_staff_member(client) -> None:
+    attacker, office = "203.0.113.7", "198.51.100.20"
+    for _ in range(5):
+        assert (await _sign_in(client, "sup", "guess", attacker))[0] == 401
+    assert (await _sign_in(client, "sup", PASSWORD, attacker))[0] == 429
+    assert (await _sign_in(client, "sup", PASSWORD, office))[0] == 200
+    # Spreading guesses over many names: the address is stopped after thirty, every name alike.
+    spray = "192.0.2.50"
+    statuses = [(await _sign_in(client, f"user{i}", "guess", spray))[0] for i in range(31)]
+    assert statuses == [401] * 30 + [429]
+    assert (await _sign_in(client, "agent1", PASSWORD, spray))[0] == 429
+    assert (await _sign_in(client, "agent1", PASSWORD, office))[0] == 200
+
+
+def test_only_a_proxy_on_this_host_may_say_who_it_forwards_for() -> None:
+    def request(peer: str, forwarded: str | None):
+        transport = mock.Mock()
+        transport.get_extra_info.side_effect = lambda name, default=None: (peer, 40000) if name == "peername" \
+            else default
+        headers = {"X-Forwarded-For": forwarded} if forwarded else {}
+        return make_mocked_request("POST", "/api/auth/login", headers=headers, transport=transport)
+
+    assert client_address(request("127.0.0.1", "10.0.0.1, 203.0.113.7")) == "203.0.113.7"  # what the proxy saw
+    assert client_address(request("::1", "2001:db8::5")) == "2001:db8::5"
+    assert client_address(request("127.0.0.1", "not an address")) == "127.0.0.1"
+    assert client_address(request("198.51.100.3", "203.0.113.7")) == "198.51.100.3"  # anyone could claim that
+    assert client_address(request("198.51.100.3", None)) == "198.51.100.3"
+
+
+async def test_successful_sign_ins_do_not_use_up_an_offices_address(client) -> None:
+    office = "198.51.100.20"
+    for _ in range(40):
+        assert (await _sign_in(client, "agent1", PASSWORD, office))[0] == 200
+
+
+def test_throttle_counts_parallel_attempts_and_forgets_after_the_lockout() -> None:
+    clock = [0.0]
+    throttle = LoginThrottle(now=lambda: clock[0])
+    # Five attempts begun at once (none finished yet) use up the pair: the sixth waits.
+    assert [throttle.begin("Sup", "203.0.113.7") for _ in range(5)] == [0.0] * 5
+    assert throttle.begin("sup ", "203.0.113.7") == 15 * 60  # names count case- and space-insensitively
+    assert throttle.begin("sup", "203.0.113.8") == 0.0
+    clock[0] += 15 * 60 + 1
+    assert throttle.begin("sup", "203.0.113.7") == 0.0
+    assert address_key("2001:db8:1:2:3:4:5:6") == address_key("2001:db8:1:2:ffff::1") == "2001:db8:1:2::/64"
+    assert address_key("::ffff:203.0.113.7") == "203.0.113.7"
+    bounded = LoginThrottle(max_entries=10)
+    for i in range(100):
+        bounded.begin(f"name{i}", "192.0.2.1")
+    assert len(bounded._counters) <= 10

@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
+import math
+import weakref
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from hotline.api.registry import ALL_STAFF, STAFF_SESSION, ApiError, actor_of, ctx_of, json_response, parse_body, route
 from hotline.auth import sessions as staff_sessions
+from hotline.auth.throttle import LoginThrottle
+
+# One throttle per application (tests run many); it lives and dies with the app.
+_THROTTLES: weakref.WeakKeyDictionary[web.Application, LoginThrottle] = weakref.WeakKeyDictionary()
+LOCKED_MESSAGE = "登录尝试次数过多，请15分钟后再试"
 
 
 class Login(BaseModel):
@@ -16,11 +24,46 @@ class Login(BaseModel):
     password: str = Field(min_length=1, max_length=256)
 
 
-@route("POST", "/api/auth/login", "Sign in; sets the session cookie and returns the CSRF token",
+def client_address(request: web.Request) -> str:
+    """The caller's address; behind a reverse proxy on this host, the one it saw (last X-Forwarded-For).
+
+    Only a peer on loopback is trusted to say who it forwards for: anyone else
+    could name any address and dodge the throttle.
+    """
+    peer = request.remote or ""
+    try:
+        trusted = ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        trusted = False
+    if trusted:
+        forwarded = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")[-1].strip()
+        try:
+            return str(ipaddress.ip_address(forwarded))
+        except ValueError:
+            pass
+    return peer
+
+
+def _throttle(request: web.Request) -> LoginThrottle:
+    throttle = _THROTTLES.get(request.app)
+    if throttle is None:
+        throttle = _THROTTLES[request.app] = LoginThrottle()
+    return throttle
+
+
+@route("POST", "/api/auth/login", "Sign in; sets the session cookie and returns the CSRF token. "
+       "Too many attempts at one name from one address, or at any names from one address, get 429 "
+       "with Retry-After for 15 minutes, whether or not the name exists",
        tag="auth", roles=None, body=Login, errors=(400, 401, 422, 429))
 async def login(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     body = await parse_body(request, Login)
+    throttle, address = _throttle(request), client_address(request)
+    wait = throttle.begin(body.username, address)
+    if wait:
+        refused = json_response({"error": {"code": "locked", "message": LOCKED_MESSAGE}}, status=429)
+        refused.headers["Retry-After"] = str(math.ceil(wait))
+        return refused
     now = ctx.clock()
     failure: staff_sessions.LoginError | None = None
     async with ctx.sessions.begin() as session:
@@ -28,9 +71,10 @@ async def login(request: web.Request) -> web.Response:
             signed = await staff_sessions.sign_in(session, body.username, body.password, now,
                                                   dt.timedelta(hours=ctx.config.http.session_hours))
         except staff_sessions.LoginError as exc:
-            failure = exc  # the failure count is committed with this transaction
+            failure = exc
     if failure is not None:
-        raise ApiError(429 if failure.code == "locked" else 401, failure.code, failure.message)
+        raise ApiError(401, failure.code, failure.message)
+    throttle.succeeded(body.username, address)
     response = json_response({"username": signed.staff.username, "display_name": signed.staff.display_name,
                               "role": signed.staff.role, "csrf_token": signed.csrf_token})
     response.set_cookie(staff_sessions.COOKIE, signed.token, httponly=True, samesite="Strict",

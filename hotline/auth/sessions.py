@@ -14,8 +14,6 @@ from hotline.auth.passwords import DUMMY_HASH, verify_password
 from models import Staff, StaffSession
 
 COOKIE = "hotline_session"
-MAX_FAILURES = 5
-LOCKOUT = dt.timedelta(minutes=15)
 
 
 class LoginError(Exception):
@@ -43,21 +41,18 @@ def actor_for(staff: Staff) -> Actor:
 
 async def sign_in(session: AsyncSession, username: str, password: str, now: dt.datetime,
                   lifetime: dt.timedelta) -> SignedIn:
-    """Check the password; five failures lock the account for 15 minutes."""
+    """Check the password: the same work, answer and writes (none) whether or not the name exists.
+
+    Repeated failures are throttled by the caller per name and address
+    (hotline.auth.throttle), never by locking the account, so nobody can lock a
+    staff member out and a lock-out says nothing about which names exist.
+    """
     staff = (await session.execute(select(Staff).where(Staff.username == username))).scalar_one_or_none()
     if staff is None or not staff.active:
         await verify_password(password, DUMMY_HASH)
         raise LoginError("用户名或密码错误", "bad_credentials")
-    if staff.locked_until and staff.locked_until > now:
-        raise LoginError("登录失败次数过多，账号已暂时锁定，请稍后再试", "locked")
     if not await verify_password(password, staff.password_hash):
-        staff.failed_logins += 1
-        if staff.failed_logins >= MAX_FAILURES:
-            staff.locked_until = now + LOCKOUT
-            staff.failed_logins = 0
         raise LoginError("用户名或密码错误", "bad_credentials")
-    staff.failed_logins = 0
-    staff.locked_until = None
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     session.add(StaffSession(token_hash=_hash(token), staff_id=staff.id, csrf_token=csrf,
                              created_at=now, expires_at=now + lifetime))
