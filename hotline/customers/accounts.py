@@ -34,9 +34,9 @@ async def search_customers(session: AsyncSession, *, text: str | None = None, ph
     if phone:
         stmt = stmt.where(Customer.id.in_(select(CustomerPhone.customer_id).where(CustomerPhone.phone == phone)))
     if text:
-        like = f"%{text}%"
-        stmt = stmt.where(or_(Customer.account_number == text, Customer.name.like(like),
-                               Customer.address.like(like)))
+        # % and _ are the resident's characters, not wildcards.
+        stmt = stmt.where(or_(Customer.account_number == text, Customer.name.contains(text, autoescape=True),
+                               Customer.address.contains(text, autoescape=True)))
     return list((await session.execute(stmt)).scalars().all())
 
 
