@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 
 T1 = 0.5
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, INFO, REFER"
+LOG_PER_MINUTE = 50
 MAX_REMEMBERED = 10_000  # final answers kept for retransmitted INVITEs (64*T1 each), at most
 
 
@@ -94,6 +95,7 @@ class SipServer(asyncio.DatagramProtocol):
         self.clock = rtp.MediaClock()
         self.tasks: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self._log_window, self._log_count, self._log_suppressed = 0.0, 0, 0
         # Counters (health): not SIP or unanswerable; SIP with an invalid value; not on the allow-list;
         # over the per-source setup limit; sends refused by the guard; socket errors; the socket bound again.
         self.garbage = self.invalid = self.refused = self.busy = 0
@@ -166,7 +168,7 @@ class SipServer(asyncio.DatagramProtocol):
         dest = sendable(addr, self.family) if addr is not None else None
         if dest is None:
             self.unsendable += 1
-            log.info("not sending to %r: not an address a packet may go to", addr)
+            self._note("not sending to %r: not an address a packet may go to", addr)
             return data
         if self.transport is not None and not self.transport.is_closing():
             try:
@@ -175,6 +177,20 @@ class SipServer(asyncio.DatagramProtocol):
                 self.send_errors += 1
                 log.error("SIP send to %s failed: %r", dest, exc)
         return data
+
+    def _note(self, text: str, *args: object) -> None:
+        """A refusal or drop, logged at most LOG_PER_MINUTE times a minute (the counters have them all):
+        a flood must not become a flood of log lines."""
+        now = time.monotonic()
+        if now - self._log_window >= 60:
+            if self._log_suppressed:
+                log.info("%d more refusals or drops in the last minute not logged", self._log_suppressed)
+            self._log_window, self._log_count, self._log_suppressed = now, 0, 0
+        self._log_count += 1
+        if self._log_count <= LOG_PER_MINUTE:
+            log.info(text, *args)
+        else:
+            self._log_suppressed += 1
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
@@ -206,12 +222,12 @@ class SipServer(asyncio.DatagramProtocol):
                 self._refuse(exc.message, addr)
             else:
                 self.invalid += 1
-                log.info("%s from %s:%d refused with 400: %s", exc.message.method, addr[0], addr[1], exc.reason)
+                self._note("%s from %s:%d refused with 400: %s", exc.message.method, addr[0], addr[1], exc.reason)
                 self._reply_source(exc.message, addr, 400, exc.reason)
             return
         except sip.SipParseError as exc:
             self.garbage += 1
-            log.info("dropped a datagram from %s that is not SIP: %s", addr, exc)
+            self._note("dropped a datagram from %s that is not SIP: %s", addr, exc)
             return
         if not msg.is_request:
             self._response(msg)
@@ -223,7 +239,7 @@ class SipServer(asyncio.DatagramProtocol):
     def _refuse(self, msg: sip.SipMessage, addr: tuple[str, int]) -> None:
         """Not on the allow-list: 403 to the source (an ACK gets nothing), counted."""
         self.refused += 1
-        log.info("%s from %s:%d refused with 403: not on [sip] allowed_peers", msg.method, addr[0], addr[1])
+        self._note("%s from %s:%d refused with 403: not on [sip] allowed_peers", msg.method, addr[0], addr[1])
         if msg.method != "ACK":
             self._reply_source(msg, addr, 403, "not an allowed peer")
 
@@ -350,7 +366,7 @@ class SipServer(asyncio.DatagramProtocol):
                 outcome: str | None, why: str) -> None:
         """A final refusal, remembered for retransmissions; recorded as a call when `outcome` is given
         (a call we could not serve), not when it is the peer's fault or a flood (counted instead)."""
-        log.info("call %s from %s refused with %d: %s", msg.call_id, caller, status, why)
+        self._note("call %s from %s refused with %d: %s", msg.call_id, caller, status, why)
         data = self._reply(msg, addr, status, to_tag=sip.new_tag(), extra=[_warning(why)])
         self._remember_rejected(msg.call_id, data)
         if outcome is not None:
@@ -440,7 +456,8 @@ class SipServer(asyncio.DatagramProtocol):
         dialog.last_response = self._reply(msg, dialog.source, 200, to_tag=dialog.local_tag, body=body,
                                            extra=self._contact())
         if not await self._await_ack(dialog):
-            log.warning("call %s: no ACK for our 200; hanging up", msg.call_id)
+            if dialog.ended_by != "caller":
+                log.warning("call %s: no ACK for our 200; hanging up", msg.call_id)
             await self.bye(dialog)
             if dialog.ended_by != "caller":
                 await self.on_rejected(msg.call_id, dialog.caller, dialog.callee, "failed")
