@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hotline.api import auth_views, conversation_actions, customers, queue, records, tickets  # noqa: F401  (routes register on import)
+from hotline.api import (  # noqa: F401  (routes register on import)
+    auth_views, conversation_actions, customers, meta, queue, records, tickets)
 from hotline.api.middleware import errors_middleware, guard
 from hotline.api.openapi import openapi_view
 from hotline.bot.client import RasaClient
 from hotline.bot.processes import BotProcesses
-from hotline.channels.webchat import channel as webchat
-from hotline.channels.wechat import views as wechat
+from hotline.channels import registry as channels
 from hotline.api.registry import CTX, ROUTES
 from hotline.console import views as console
 from hotline.context import AppContext
@@ -39,12 +39,13 @@ def create_app(ctx: AppContext) -> web.Application:
     app.router.add_get("/readyz", readyz)
     live.setup(app)
     console.setup(app)
-    webchat.setup(app)
-    wechat.setup(app)
+    for plugin in channels.plugins():
+        channel = plugin.setup(app, ctx)
+        if channel is not None:
+            ctx.channels[plugin.info.name] = channel
     ticket_updates.subscribe(ctx)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_live_fanout)
-    app.cleanup_ctx.append(_ivr)
     app.cleanup_ctx.append(_bot)
     return app
 
@@ -72,20 +73,6 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
         await ctx.bot.close()
     if processes is not None:
         await processes.stop()
-
-
-async def _ivr(app: web.Application) -> AsyncIterator[None]:
-    """The voice menu over SIP; a bad flow file stops the start with the file and line."""
-    ctx = app[CTX]
-    if not ctx.config.sip.enabled:
-        yield
-        return
-    from hotline.ivr.service import IvrService  # the IVR's imports only where it runs
-    ivr = IvrService(ctx)
-    await ivr.start()
-    ctx.health_checks["sip"] = ivr.status
-    yield
-    await ivr.stop()
 
 
 async def _live_fanout(app: web.Application) -> AsyncIterator[None]:

@@ -30,6 +30,9 @@ PLACES: dict[str, frozenset[str]] = {
     "webchat.bad_format": frozenset(),
     "webchat.too_long": frozenset({"limit"}),
     "webchat.typing": frozenset(),
+    "wechat.welcome": frozenset(),
+    "wechat.voice_not_recognised": frozenset(),
+    "wechat.image_received": frozenset(),
 }
 
 

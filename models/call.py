@@ -9,7 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base, utcnow
 
-CALL_OUTCOMES = ("self_served", "ticket", "transferred", "voicemail", "abandoned", "failed")
 
 
 class Call(Base):

@@ -10,9 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from models.base import Base, utcnow
 
 CATEGORIES = ("repair", "complaint", "inquiry", "billing")
-CHANNELS = ("phone", "wechat", "web", "counter")
 PRIORITIES = ("normal", "urgent")
-STATUSES = ("new", "assigned", "in_progress", "resolved", "callback", "closed")
 OPEN_STATUSES = ("new", "assigned", "in_progress")
 
 

@@ -6,11 +6,25 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.api.registry import ROUTES, json_response
+from hotline.api.registry import ENUM_FROM_CHANNELS, ROUTES, json_response
+from hotline.channels import registry as channels
 
 ERROR_TEXT = {400: "Malformed request", 401: "Not signed in / bad token", 403: "Not allowed",
               404: "Not found", 409: "Not allowed in the ticket's current status",
               422: "Invalid input", 429: "Locked after repeated failures"}
+
+
+def _channel_enums(node: Any, names: list[str]) -> Any:
+    """Replace the channel marker of ChannelName fields with the channels registered now."""
+    if isinstance(node, dict):
+        if node.pop(ENUM_FROM_CHANNELS, False):
+            node["enum"] = names
+        for value in node.values():
+            _channel_enums(value, names)
+    elif isinstance(node, list):
+        for value in node:
+            _channel_enums(value, names)
+    return node
 
 
 def build_openapi() -> dict[str, Any]:
@@ -46,7 +60,7 @@ def build_openapi() -> dict[str, Any]:
         if spec.roles is not None:
             op["security"] = [{"session": []}, {"bearer": []}]
         paths.setdefault(spec.path, {})[spec.method.lower()] = op
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": {"title": "hotline API", "version": "1.0",
                  "description": "Tickets, customers, conversations and calls of the water utility's hotline."},
@@ -57,6 +71,7 @@ def build_openapi() -> dict[str, Any]:
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "Service token (HOTLINE_API_SERVICE_TOKEN)"}}},
     }
+    return _channel_enums(document, list(channels.names()))
 
 
 async def openapi_view(request: web.Request) -> web.Response:

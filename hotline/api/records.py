@@ -8,8 +8,8 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from hotline.api.registry import (AGENTS, ALL_STAFF, ApiError, actor_of, ctx_of, json_response, parse_query,
-                                  path_id, route)
+from hotline.api.registry import (AGENTS, ALL_STAFF, ApiError, ChannelName, actor_of, ctx_of, json_response,
+                                  parse_query, path_id, route)
 from models import Call, Conversation, ConversationEvent, Message, Notification, Ticket
 
 CONTACT_ROLES = AGENTS | {"service"}
@@ -18,7 +18,7 @@ CONTACT_ROLES = AGENTS | {"service"}
 class ConversationQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     status: Literal["bot", "waiting", "agent", "closed"] | None = None
-    channel: Literal["wechat", "web", "phone"] | None = None
+    channel: ChannelName | None = None
     limit: int = Field(default=50, ge=1, le=200)
     before_id: int | None = None
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 
 from hotline.actors import Actor
+from hotline.channels import registry as channels
 from hotline.context import AppContext
 from models import StaffSession
 
@@ -22,6 +23,12 @@ M = TypeVar("M", bound=BaseModel)
 ALL_STAFF = frozenset({"agent", "supervisor", "department", "admin"})
 STAFF_AND_SERVICE = ALL_STAFF | {"service"}
 AGENTS = frozenset({"agent", "supervisor", "admin"})  # who talks with residents
+
+
+# A channel's name, checked against the channel registry when a request arrives; the OpenAPI
+# builder turns the marker into the enum of the channels registered at that moment.
+ENUM_FROM_CHANNELS = "x-enum-from-channels"
+ChannelName = Annotated[str, AfterValidator(channels.check_name), Field(json_schema_extra={ENUM_FROM_CHANNELS: True})]
 
 
 class ApiError(Exception):

@@ -10,8 +10,8 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
-from hotline.api.registry import (ALL_STAFF, STAFF_AND_SERVICE, ApiError, actor_of, ctx_of, json_response,
-                                  parse_body, parse_query, route)
+from hotline.api.registry import (ALL_STAFF, STAFF_AND_SERVICE, ApiError, ChannelName, actor_of, ctx_of,
+                                  json_response, parse_body, parse_query, route)
 from hotline.context import AppContext
 from hotline.tickets import lifecycle
 from hotline.tickets.lifecycle import STATUS_LABELS, TicketDraft
@@ -28,7 +28,7 @@ class _Body(BaseModel):
 class TicketCreate(_Body):
     category: Category
     description: str = Field(min_length=1, max_length=4000)
-    channel: Literal["phone", "wechat", "web", "counter"]
+    channel: ChannelName
     business_type: str | None = Field(default=None, max_length=40)
     priority: Literal["normal", "urgent"] | None = None
     account_number: str | None = Field(default=None, max_length=32)
@@ -59,6 +59,7 @@ class TicketQuery(BaseModel):
     status: Literal["new", "assigned", "in_progress", "resolved", "callback", "closed", "open"] | None = None
     department: str | None = None
     category: Category | None = None
+    channel: ChannelName | None = None
     overdue: bool | None = None
     account: str | None = None
     phone: str | None = None
@@ -162,6 +163,8 @@ def _apply_filters(stmt: Any, query: TicketQuery, actor: Actor, depts: dict[str,
         stmt = stmt.where(Ticket.department_id == depts[query.department])
     if query.category:
         stmt = stmt.where(Ticket.category == query.category)
+    if query.channel:
+        stmt = stmt.where(Ticket.channel == query.channel)
     if query.overdue is True:
         stmt = stmt.where(Ticket.status.in_(OPEN_STATUSES), Ticket.resolution_due_at < now)
     elif query.overdue is False:
@@ -265,20 +268,3 @@ async def assignees(request: web.Request) -> web.Response:
                                         .order_by(Staff.role.desc(), Staff.username))).scalars().all()
     return json_response({"items": [{"username": s.username, "display_name": s.display_name, "role": s.role}
                                     for s in people]})
-
-
-@route("GET", "/api/meta", "Categories, business types, departments, statuses and their Chinese names",
-       tag="tickets", roles=ALL_STAFF | {"service"})
-async def meta(request: web.Request) -> web.Response:
-    spec = ctx_of(request).router.spec
-    return json_response({
-        "categories": {k: v.name for k, v in spec.categories.items()},
-        "business_types": {k: {"name": v.name, "category": v.category, "department": v.department,
-                               "priority": v.priority,
-                               "limits": {p: {"response": lim.response.describe(),
-                                              "resolution": lim.resolution.describe()}
-                                          for p, lim in v.limits.items()}}
-                           for k, v in spec.business_types.items()},
-        "departments": {k: v.name for k, v in spec.departments.items()},
-        "statuses": STATUS_LABELS,
-    })

@@ -18,12 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import RESIDENT, SYSTEM, Actor
+from hotline.channels import registry as channels
 from hotline.events import publish_on_commit
 from hotline.tickets.numbering import next_ticket_number
 from hotline.tickets.routing import Route, Router
 from models import (Customer, CustomerPhone, Department, Message, Notification, Staff, Ticket,
                     TicketAttachment, TicketEvent)
-from models.ticket import CHANNELS, OPEN_STATUSES
+from models.ticket import OPEN_STATUSES
 
 
 class TicketError(Exception):
@@ -218,9 +219,10 @@ async def create_ticket(session: AsyncSession, router: Router, draft: TicketDraf
     description = draft.description.strip()
     if not description:
         raise TicketError("description must not be empty", "invalid_description")
-    if draft.channel not in CHANNELS:
-        raise TicketError(f"unknown channel {draft.channel!r}; expected one of {', '.join(CHANNELS)}",
-                          "invalid_channel")
+    try:
+        channels.check_name(draft.channel)
+    except ValueError as exc:
+        raise TicketError(str(exc), "invalid_channel") from None
     draft.phone = normalize_phone(draft.phone)
     try:
         route = router.route(draft.category, draft.business_type, draft.priority, now)

@@ -21,8 +21,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
-from hotline.api.registry import CTX
-from hotline.channels.base import Delivery
+from hotline.channels.base import ChannelInfo, Delivery
+from hotline.context import AppContext
 from hotline.conversations import service
 from models import Conversation, Message
 
@@ -47,11 +47,15 @@ def message_json(msg: Message) -> dict[str, Any]:
             "at": msg.created_at.isoformat()}
 
 
-class WebChatChannel:
-    name = "web"
+INFO = ChannelInfo(name="web", label="网页", sends=frozenset({"text"}), identifies_by="browser id")
 
-    def __init__(self, typing_text: str = "") -> None:
-        self.typing_text = typing_text
+
+class WebChatChannel:
+    """Residents' sockets by browser id; delivers to every tab a resident has open."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.typing_text = ctx.messages("webchat.typing")
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
 
     async def deliver(self, conversation: Conversation, message: Message) -> Delivery:
@@ -79,7 +83,7 @@ class WebChatChannel:
     def on_event(self, event: dict[str, Any]) -> None:
         """Tell the resident's page when a person joins or the conversation changes hands, and
         show replies stored by another process (this process delivers its own in `deliver`)."""
-        if event.get("channel") != self.name or not event.get("type", "").startswith("conversation."):
+        if event.get("channel") != INFO.name or not event.get("type", "").startswith("conversation."):
             return
         client = event.get("external_user")
         if not client or client not in self.sockets:
@@ -93,6 +97,54 @@ class WebChatChannel:
             return
         extra = {"agent": event["agent_name"]} if "agent_name" in event else {}
         asyncio.get_running_loop().create_task(self.push(client, {"type": "status", "status": event["status"], **extra}))
+
+    async def _history(self, client: str) -> dict[str, Any]:
+        async with self.ctx.readers() as session:
+            conv = (await session.execute(select(Conversation).where(
+                Conversation.channel == INFO.name, Conversation.external_user == client)
+                .order_by(Conversation.id.desc()).limit(1))).scalar_one_or_none()
+            if conv is None:
+                return {"type": "history", "status": None, "messages": []}
+            messages = (await session.execute(select(Message).where(Message.conversation_id == conv.id)
+                                              .order_by(Message.id))).scalars().all()
+        return {"type": "history", "status": conv.status, "messages": [message_json(m) for m in messages]}
+
+    async def socket(self, request: web.Request) -> web.WebSocketResponse:
+        """/ws/chat: history first, then each message stored, acknowledged and answered in order."""
+        client = request.query.get("client", "")
+        if not CLIENT_RE.match(client):
+            raise web.HTTPBadRequest(text="client must be 8-64 letters, digits, - or _")
+        ctx = self.ctx
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        self.sockets[client].add(ws)
+        try:
+            await ws.send_json(await self._history(client))
+            async for frame in ws:
+                if frame.type != WSMsgType.TEXT:
+                    continue
+                try:
+                    data = json.loads(frame.data)
+                    text = str(data.get("text", "")).strip()
+                    message_id = data.get("id")
+                except (ValueError, AttributeError):
+                    await ws.send_json({"type": "error", "message": ctx.messages("webchat.bad_format")})
+                    continue
+                if not text or len(text) > MAX_TEXT:
+                    await ws.send_json({"type": "error", "message": ctx.messages("webchat.too_long", limit=MAX_TEXT)})
+                    continue
+
+                async def ack(received: service.Received, message_id: Any = message_id) -> None:
+                    await ws.send_json({"type": "ack", "id": message_id, "duplicate": received.duplicate})
+
+                own_id = f"{client}:{message_id}" if isinstance(message_id, str) and message_id else None
+                received = await service.receive(ctx, INFO.name, client, text, channel_message_id=own_id,
+                                                 metadata={"channel": INFO.name}, on_stored=ack)
+                if received.duplicate:
+                    await ack(received)
+        finally:
+            self.sockets[client].discard(ws)
+        return ws
 
 
 async def chat_page(request: web.Request) -> web.FileResponse:
@@ -108,62 +160,14 @@ async def chat_asset(request: web.Request) -> web.FileResponse:
                                                     "X-Content-Type-Options": "nosniff"})
 
 
-async def _history(request: web.Request, client: str) -> dict[str, Any]:
-    ctx = request.app[CTX]
-    async with ctx.readers() as session:
-        conv = (await session.execute(select(Conversation).where(
-            Conversation.channel == "web", Conversation.external_user == client)
-            .order_by(Conversation.id.desc()).limit(1))).scalar_one_or_none()
-        if conv is None:
-            return {"type": "history", "status": None, "messages": []}
-        messages = (await session.execute(select(Message).where(Message.conversation_id == conv.id)
-                                          .order_by(Message.id))).scalars().all()
-    return {"type": "history", "status": conv.status, "messages": [message_json(m) for m in messages]}
+class WebChatPlugin:
+    info = INFO
+    config = None
 
-
-async def chat_socket(request: web.Request) -> web.WebSocketResponse:
-    client = request.query.get("client", "")
-    if not CLIENT_RE.match(client):
-        raise web.HTTPBadRequest(text="client must be 8-64 letters, digits, - or _")
-    ctx = request.app[CTX]
-    channel: WebChatChannel = ctx.channels["web"]
-    ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
-    await ws.prepare(request)
-    channel.sockets[client].add(ws)
-    try:
-        await ws.send_json(await _history(request, client))
-        async for frame in ws:
-            if frame.type != WSMsgType.TEXT:
-                continue
-            try:
-                data = json.loads(frame.data)
-                text = str(data.get("text", "")).strip()
-                message_id = data.get("id")
-            except (ValueError, AttributeError):
-                await ws.send_json({"type": "error", "message": ctx.messages("webchat.bad_format")})
-                continue
-            if not text or len(text) > MAX_TEXT:
-                await ws.send_json({"type": "error", "message": ctx.messages("webchat.too_long", limit=MAX_TEXT)})
-                continue
-            async def ack(received: service.Received, message_id: Any = message_id) -> None:
-                await ws.send_json({"type": "ack", "id": message_id, "duplicate": received.duplicate})
-
-            received = await service.receive(
-                ctx, "web", client, text,
-                channel_message_id=f"{client}:{message_id}" if isinstance(message_id, str) and message_id else None,
-                metadata={"channel": "web"}, on_stored=ack)
-            if received.duplicate:
-                await ack(received)
-    finally:
-        channel.sockets[client].discard(ws)
-    return ws
-
-
-def setup(app: web.Application) -> None:
-    ctx = app[CTX]
-    channel = WebChatChannel(ctx.messages("webchat.typing"))
-    ctx.channels["web"] = channel
-    ctx.live.subscribe(channel.on_event)
-    app.router.add_get("/chat", chat_page)
-    app.router.add_get("/chat/static/{name}", chat_asset)
-    app.router.add_get("/ws/chat", chat_socket)
+    def setup(self, app: web.Application, ctx: AppContext) -> WebChatChannel:
+        channel = WebChatChannel(ctx)
+        ctx.live.subscribe(channel.on_event)
+        app.router.add_get("/chat", chat_page)
+        app.router.add_get("/chat/static/{name}", chat_asset)
+        app.router.add_get("/ws/chat", channel.socket)
+        return channel

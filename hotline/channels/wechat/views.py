@@ -25,10 +25,10 @@ from wechatpy.exceptions import InvalidAppIdException, InvalidSignatureException
 from wechatpy.replies import TextReply
 from wechatpy.utils import check_signature
 
-from hotline.api.registry import CTX
 from hotline.channels.wechat.api import WeChatApi
 from hotline.channels.wechat.channel import PassiveReply, WeChatChannel
 from hotline.channels.wechat.replay import ReplayGuard
+from hotline.context import AppContext
 from hotline.conversations import service
 
 log = logging.getLogger(__name__)
@@ -36,30 +36,27 @@ log = logging.getLogger(__name__)
 # WeChat gives up after 5 s; answer well before that, counting the network.
 PASSIVE_WINDOW = 4.0
 MENU = yaml.safe_load((Path(__file__).resolve().parents[3] / "config" / "wechat_menu.yml").read_text("utf-8"))
-WELCOME = ("感谢关注自来水公司！我是24小时智能客服，可以帮您：报修（漏水、停水、水压低、水质问题）、投诉、"
-           "查询水费欠费、了解过户报装等业务、查询工单进度。直接发文字、语音或位置给我即可；需要人工请回复“人工客服”。")
-VOICE_NOT_RECOGNISED = "抱歉，没能识别您的语音，请用文字再说一次。"
-IMAGE_RECEIVED = "图片已收到，已附在您的会话中，工作人员处理时会查看。"
 TRUNCATED = "…（内容过长，其余部分未保存）"
 
 
 @dataclass
 class Endpoint:
-    """What /wechat accepts, fixed at start from [wechat]."""
+    """What /wechat accepts, fixed at start from [wechat], and where it hands pushes."""
     mode: str  # plaintext, compatible or safe
     guard: ReplayGuard
     max_stored_chars: int
+    ctx: AppContext
+    channel: WeChatChannel | None  # None until [wechat] token is set
 
 
 ENDPOINT = web.AppKey("wechat_endpoint", Endpoint)
 
 
-def _wechat(request: web.Request) -> tuple[WeChatChannel, Any]:
-    ctx = request.app[CTX]
-    channel = ctx.channels.get("wechat")
-    if channel is None:
+def _wechat(request: web.Request) -> tuple[WeChatChannel, AppContext]:
+    endpoint = request.app[ENDPOINT]
+    if endpoint.channel is None:
         raise web.HTTPNotFound(text="WeChat is not configured")
-    return channel, ctx
+    return endpoint.channel, endpoint.ctx
 
 
 def _fresh_timestamp(endpoint: Endpoint, q: Any) -> int:
@@ -172,10 +169,12 @@ def _handle(ctx: Any, message: Any, max_chars: int):  # type: ignore[no-untyped-
         if text:
             return service.receive(ctx, "wechat", openid, text, kind="voice", payload=payload,
                                    channel_message_id=str(message.id), metadata={"channel": "wechat"})
-        return _stored_then_say(ctx, openid, "[语音]", "voice", payload, str(message.id), VOICE_NOT_RECOGNISED)
+        return _stored_then_say(ctx, openid, "[语音]", "voice", payload, str(message.id),
+                                ctx.messages("wechat.voice_not_recognised"))
     if kind == "image":
         payload = {"media_id": message.media_id, "pic_url": message.image}
-        return _stored_then_say(ctx, openid, "[图片]", "image", payload, str(message.id), IMAGE_RECEIVED)
+        return _stored_then_say(ctx, openid, "[图片]", "image", payload, str(message.id),
+                                ctx.messages("wechat.image_received"))
     if kind == "location":
         label, _ = _cut(message.label or f"{message.location_x},{message.location_y}", max_chars)
         location = {"address": label, "latitude": float(message.location_x), "longitude": float(message.location_y)}
@@ -185,7 +184,8 @@ def _handle(ctx: Any, message: Any, max_chars: int):  # type: ignore[no-untyped-
     if kind == "event":
         event_id = f"{openid}:{message.create_time.timestamp():.0f}:{message.event}"
         if message.event == "subscribe":
-            return _stored_then_say(ctx, openid, "[关注]", "event", {"event": "subscribe"}, event_id, WELCOME)
+            return _stored_then_say(ctx, openid, "[关注]", "event", {"event": "subscribe"}, event_id,
+                                    ctx.messages("wechat.welcome"))
         if message.event == "unsubscribe":
             return service.receive(ctx, "wechat", openid, "[取消关注]", kind="event",
                                    payload={"event": "unsubscribe"}, channel_message_id=event_id, to_bot=False)
@@ -204,18 +204,19 @@ async def _stored_then_say(ctx: Any, openid: str, text: str, kind: str, payload:
         await service.send(ctx, received.conversation_id, "system", answer)
 
 
-def setup(app: web.Application) -> None:
-    """Routes and the channel; a [wechat] mode that cannot work stops the start (ConfigError)."""
-    ctx = app[CTX]
+def setup(app: web.Application, ctx: AppContext) -> WeChatChannel | None:
+    """Routes, and the channel once a token is set; a [wechat] mode that cannot work stops the start."""
     cfg = ctx.config.wechat
-    app[ENDPOINT] = Endpoint(mode=cfg.effective_mode(), guard=ReplayGuard(cfg.max_age_seconds),
-                             max_stored_chars=cfg.max_stored_chars)
+    channel = None
     if cfg.token:
         api = WeChatApi(cfg.api_base_url, cfg.app_id, cfg.app_secret)
-        ctx.channels["wechat"] = WeChatChannel(api)
+        channel = WeChatChannel(api)
 
         async def close_api(_: web.Application) -> None:
             await api.close()
         app.on_cleanup.append(close_api)
+    app[ENDPOINT] = Endpoint(mode=cfg.effective_mode(), guard=ReplayGuard(cfg.max_age_seconds),
+                             max_stored_chars=cfg.max_stored_chars, ctx=ctx, channel=channel)
     app.router.add_get("/wechat", verify)
     app.router.add_post("/wechat", push)
+    return channel

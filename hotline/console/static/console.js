@@ -12,8 +12,8 @@ const S = {
 };
 const $ = (id) => document.getElementById(id);
 
-const ROLE_NAMES = { agent: "客服", supervisor: "班长", department: "部门人员", admin: "管理员" };
-const CHANNELS = { wechat: "微信", web: "网页", phone: "电话", counter: "柜台" };
+let ROLE_NAMES = {};  // role → its Chinese name, from /api/meta
+let CHANNELS = {};  // channel name → its Chinese label, from /api/meta (the server's channel registry)
 const CONV_STATUS = { bot: "智能客服", waiting: "等待人工", agent: "人工接待中", closed: "已结束" };
 const HANDOFF = { requested: "居民要求人工", fallback: "机器人未能理解", angry: "居民情绪激动",
   api_unavailable: "业务系统不可用", bot_unavailable: "智能客服不可用" };
@@ -121,6 +121,8 @@ async function start() {
   }
   S.csrf = S.me.csrf_token;
   S.meta = await api("GET", "/api/meta");
+  CHANNELS = Object.fromEntries(S.meta.channels.map((c) => [c.name, c.label]));
+  ROLE_NAMES = S.meta.roles;
   $("login-view").hidden = true;
   $("app").hidden = false;
   $("who").textContent = `${S.me.display_name}（${ROLE_NAMES[S.me.role] || S.me.role}）`;
@@ -444,6 +446,7 @@ $("link-form").addEventListener("submit", async (ev) => {
 function fillFilters() {
   fillSelect($("f-department"), S.meta.departments, "", "全部部门");
   fillSelect($("f-category"), S.meta.categories, "", "全部类别");
+  fillSelect($("f-channel"), CHANNELS, "", "全部来源");
   if (S.me.role === "department") $("f-department").hidden = true;
 }
 
@@ -453,6 +456,7 @@ function ticketQuery(before) {
   add("department", $("f-department").value);
   add("status", $("f-status").value);
   add("category", $("f-category").value);
+  add("channel", $("f-channel").value);
   if ($("f-overdue").checked) q.set("overdue", "true");
   add("q", $("f-q").value.trim());
   if (before) q.set("before_id", before);
@@ -476,7 +480,7 @@ async function loadTickets(more = false) {
 }
 $("ticket-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadTickets(); });
 $("ticket-more").addEventListener("click", () => loadTickets(true));
-for (const id of ["f-department", "f-status", "f-category", "f-overdue"]) $(id).addEventListener("change", () => loadTickets());
+for (const id of ["f-department", "f-status", "f-category", "f-channel", "f-overdue"]) $(id).addEventListener("change", () => loadTickets());
 
 async function openTicket(number, quiet = false) {
   let t;
