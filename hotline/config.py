@@ -141,6 +141,8 @@ class Config:
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
     bot: BotConfig = dataclasses.field(default_factory=BotConfig)
     wechat: WechatConfig = dataclasses.field(default_factory=WechatConfig)
+    # The sections of channels that bring their own (a ChannelPlugin's `config`): name → its settings.
+    channels: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
 
     def path(self, relative: str) -> Path:
         """Resolve a configured path against the project root."""
@@ -196,36 +198,48 @@ def load_config(path: str | os.PathLike[str] | None = None,
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{file_path}: {exc}") from exc
 
-    for section_field in dataclasses.fields(Config):
-        section = getattr(config, section_field.name)
+    sections = _sections(config)
+    for name in data:
+        if name not in sections:
+            raise ConfigError(f"unknown section [{name}] in {file_path}")
+    for name, section in sections.items():
         types = _section_types(type(section))
-        values = data.get(section_field.name, {})
+        values = data.get(name, {})
         if not isinstance(values, dict):
-            raise ConfigError(f"[{section_field.name}] must be a table")
+            raise ConfigError(f"[{name}] must be a table")
         for key, value in values.items():
             if key not in types:
-                raise ConfigError(f"unknown setting [{section_field.name}] {key}")
+                raise ConfigError(f"unknown setting [{name}] {key}")
             kind = types[key]
             if kind is float and isinstance(value, int):
                 value = float(value)
             if not isinstance(value, kind):
-                raise ConfigError(f"[{section_field.name}] {key}: expected {kind.__name__}")
+                raise ConfigError(f"[{name}] {key}: expected {kind.__name__}")
             setattr(section, key, value)
         for key, kind in types.items():
-            env_name = f"HOTLINE_{section_field.name.upper()}_{key.upper()}"
+            env_name = f"HOTLINE_{name.upper()}_{key.upper()}"
             if env_name in environ:
                 setattr(section, key, _coerce(environ[env_name], kind, env_name))
     return config
 
 
+def _sections(config: Config) -> dict[str, typing.Any]:
+    """Every section: the service's own, then those of channel plug-ins (added to `config.channels`)."""
+    from hotline.channels import registry  # here: channel packages import this module
+    sections = {f.name: getattr(config, f.name) for f in dataclasses.fields(Config) if f.name != "channels"}
+    for name, section_cls in registry.config_sections().items():
+        if name in sections:
+            raise ConfigError(f"channel {name!r} brings a section that the service already has")
+        sections[name] = config.channels.setdefault(name, section_cls())
+    return sections
+
+
 def describe_settings() -> str:
     """The list of settings and their variables, for --help."""
     lines = []
-    defaults = Config()
-    for section_field in dataclasses.fields(Config):
-        section = getattr(defaults, section_field.name)
+    for name, section in _sections(Config()).items():
         for key in _section_types(type(section)):
-            env_name = f"HOTLINE_{section_field.name.upper()}_{key.upper()}"
-            setting = f"[{section_field.name}] {key}"
+            env_name = f"HOTLINE_{name.upper()}_{key.upper()}"
+            setting = f"[{name}] {key}"
             lines.append(f"  {setting:<28} {env_name:<38} {getattr(section, key)!r}")
     return "\n".join(lines)

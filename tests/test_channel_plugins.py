@@ -97,3 +97,33 @@ def test_every_channel_folder_registers_a_plugin() -> None:
                if p.is_dir() and (p / "__init__.py").exists()}
     assert folders == {"counter", "phone", "webchat", "wechat"}
     assert set(registry.names()) >= {"counter", "phone", "web", "wechat"}
+
+
+def test_a_channel_brings_its_own_configuration_section(tmp_path: Path) -> None:
+    import dataclasses
+
+    from hotline.config import ConfigError, describe_settings, load_config
+
+    @dataclasses.dataclass
+    class SmsConfig:
+        gateway_url: str = ""
+        sender_id: str = "water"
+
+    class ConfiguredSms(SmsPlugin):
+        config = SmsConfig
+
+    registry.register(ConfiguredSms())
+    try:
+        path = tmp_path / "hotline.toml"
+        path.write_text('[sms]\ngateway_url = "http://127.0.0.1:9/sms"\n', encoding="utf-8")
+        config = load_config(path, environ={"HOTLINE_SMS_SENDER_ID": "自来水"})
+        assert config.channels["sms"] == SmsConfig("http://127.0.0.1:9/sms", "自来水")
+        assert "HOTLINE_SMS_GATEWAY_URL" in describe_settings()
+        path.write_text('[sms]\ngateway = "x"\n', encoding="utf-8")
+        with pytest.raises(ConfigError, match=r"unknown setting \[sms\] gateway"):
+            load_config(path, environ={})
+    finally:
+        registry.unregister("sms")
+    path.write_text('[sms]\ngateway_url = "x"\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"unknown section \[sms\]"):
+        load_config(path, environ={})
