@@ -54,8 +54,8 @@ def _read_password() -> str:
 
 async def _adduser(config, args) -> str:  # type: ignore[no-untyped-def]
     from hotline.context import build_context
-    from hotline.departments import sync_departments
-    from hotline.staff import upsert_staff
+    from hotline.tickets.departments import sync_departments
+    from hotline.auth.staff import upsert_staff
     ctx = build_context(config)
     try:
         async with ctx.sessions.begin() as session:
@@ -70,7 +70,7 @@ async def _adduser(config, args) -> str:  # type: ignore[no-untyped-def]
 
 async def _seed(config, accounts: int) -> str:  # type: ignore[no-untyped-def]
     from hotline.context import build_context
-    from hotline.demo import seed_demo
+    from hotline.demo.seed import seed_demo
     ctx = build_context(config)
     try:
         return await seed_demo(ctx, accounts)

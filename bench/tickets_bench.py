@@ -30,7 +30,7 @@ from hotline.actors import SERVICE  # noqa: E402
 from hotline.app import create_app  # noqa: E402
 from hotline.config import Config  # noqa: E402
 from hotline.context import build_context  # noqa: E402
-from hotline.departments import sync_departments  # noqa: E402
+from hotline.tickets.departments import sync_departments  # noqa: E402
 from hotline.tickets.escalation import sweep  # noqa: E402
 from hotline.tickets.lifecycle import TicketDraft, create_ticket  # noqa: E402
 from models import Department, Ticket  # noqa: E402

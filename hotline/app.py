@@ -20,7 +20,7 @@ from hotline.api.registry import CTX, ROUTES
 from hotline.console import views as console
 from hotline.context import AppContext
 from hotline.conversations import ticket_updates
-from hotline.departments import sync_departments
+from hotline.tickets.departments import sync_departments
 from hotline.health import healthz, readyz
 from hotline.live import postgres as live_postgres, stream as live
 from hotline.tickets.calendar import warn_about_coverage

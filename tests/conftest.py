@@ -20,8 +20,8 @@ from hotline.actors import Actor
 from hotline.app import create_app
 from hotline.config import Config
 from hotline.context import AppContext, build_context
-from hotline.departments import sync_departments
-from hotline.staff import upsert_staff
+from hotline.tickets.departments import sync_departments
+from hotline.auth.staff import upsert_staff
 from models import Base
 from models.db import create_engine
 from models.migrate import upgrade
@@ -132,7 +132,7 @@ def password_hash() -> str:
 @pytest_asyncio.fixture
 async def staff(ctx: AppContext, password_hash: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, Actor]:
     """One staff member per role, plus the supervisors the routing file names."""
-    from hotline import staff as staff_module
+    from hotline.auth import staff as staff_module
     from hotline.auth.sessions import actor_for
 
     async def cached_hash(password: str) -> str:  # scrypt once per run, not per member

@@ -6,45 +6,30 @@ from __future__ import annotations
 
 import datetime as dt
 import random
+from pathlib import Path
 
+import yaml
 from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import SYSTEM
 from hotline.context import AppContext
-from hotline.departments import sync_departments
-from hotline.staff import upsert_staff
+from hotline.auth.staff import upsert_staff
+from hotline.tickets.departments import sync_departments
 from hotline.tickets.lifecycle import TicketDraft, create_ticket, transition
 from models import Bill, Customer, CustomerPhone, Outage, Payment
 
-DEMO_PASSWORD = "hotline-demo"
-PRICE_FEN_PER_M3 = 335  # residential water price incl. sewage charge
-AREAS = ["城东片区", "城西片区", "城南片区", "城北片区", "开发区"]
-STREETS = {"城东片区": ["中山东路", "建设路", "博物馆街"], "城西片区": ["中山西路", "兴华路", "清风街"],
-           "城南片区": ["南关大街", "长安路", "胜利路"], "城北片区": ["北城区大街", "朝阳路", "定曲路"],
-           "开发区": ["兴定路", "创业大道", "科技路"]}
-ESTATES = ["幸福家园", "阳光小区", "和平里", "锦绣花园", "金域华府", "翠园", "康居小区", "书香苑"]
-SURNAMES = "王李张刘陈杨赵黄周吴徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾"
-GIVEN = ["伟", "芳", "娜", "敏", "静", "丽", "强", "磊", "军", "洋", "勇", "艳", "杰", "娟", "涛", "明",
-         "超", "秀英", "霞", "平", "刚", "桂英", "建国", "淑珍", "志强", "海燕", "建华", "玉兰"]
-METERS = [("LXS-15E", 15), ("LXS-20E", 20), ("LXSG-25", 25), ("WPD-50", 50)]
-
-STAFF = [
-    ("admin", "系统管理员", "admin", None),
-    ("zhao.supervisor", "赵主管", "supervisor", "customer_service"),
-    ("qian.manager", "钱经理", "supervisor", "cs_management"),
-    ("sun.repair", "孙队长", "supervisor", "network_repair"),
-    ("li.meter", "李科长", "supervisor", "meter"),
-    ("zhou.billing", "周科长", "supervisor", "billing"),
-    ("wu.quality", "吴主任", "supervisor", "water_quality"),
-    ("zheng.install", "郑科长", "supervisor", "installation"),
-    ("agent1", "客服小张", "agent", "customer_service"),
-    ("agent2", "客服小王", "agent", "customer_service"),
-    ("agent3", "客服小刘", "agent", "customer_service"),
-    ("wang.repair", "王师傅", "department", "network_repair"),
-    ("chen.meter", "陈师傅", "department", "meter"),
-    ("lin.billing", "林会计", "department", "billing"),
-]
+TOWN = yaml.safe_load((Path(__file__).resolve().parent / "town.yml").read_text(encoding="utf-8"))
+DEMO_PASSWORD: str = TOWN["password"]
+PRICE_FEN_PER_M3: int = TOWN["price_fen_per_m3"]  # residential water price incl. sewage charge
+AREAS: list[str] = TOWN["areas"]
+STREETS: dict[str, list[str]] = TOWN["streets"]
+ESTATES: list[str] = TOWN["estates"]
+SURNAMES: str = TOWN["surnames"]
+GIVEN: list[str] = TOWN["given_names"]
+METERS: list[tuple[str, int]] = [(m["model"], m["size_mm"]) for m in TOWN["meters"]]
+STAFF: list[tuple[str, str, str, str | None]] = [(p["username"], p["name"], p["role"], p["department"])
+                                                  for p in TOWN["staff"]]
 
 
 def _months_back(today: dt.date, count: int) -> list[dt.date]:
