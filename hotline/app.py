@@ -51,7 +51,11 @@ def create_app(ctx: AppContext) -> web.Application:
 
 
 async def _bot(app: web.Application) -> AsyncIterator[None]:
-    """Connect to the Rasa server, starting it (and the action server) when no URL is configured."""
+    """Connect to the Rasa server, starting and supervising it (and the action server) when no URL is configured.
+
+    Both servers are closed by tokens only this service (and, for a rasa_url elsewhere, its
+    operator) knows: Rasa's API token and the service token the action server requires.
+    """
     ctx = app[CTX]
     cfg = ctx.config
     processes: BotProcesses | None = None
@@ -59,14 +63,17 @@ async def _bot(app: web.Application) -> AsyncIterator[None]:
         if not cfg.api.service_token:
             cfg.api.service_token = secrets.token_urlsafe(32)  # known only to this process and its children
         url, actions = cfg.bot.rasa_url, cfg.bot.actions_url
+        # Rasa's API token: configured for a Rasa run elsewhere, else made here for the one we start.
+        rasa_token = cfg.bot.rasa_token or ("" if url else secrets.token_urlsafe(32))
         if not url:
-            processes = BotProcesses(cfg, cfg.api.service_token)
+            processes = BotProcesses(cfg, cfg.api.service_token, rasa_token)
             try:
                 await processes.start()
             except OSError as exc:
                 log.error("bot not started: %s", exc)
-            url, actions = processes.rasa_url, actions or processes.actions_url
-        ctx.bot = RasaClient(url, cfg.bot.timeout_seconds, actions or None)
+            url, actions = processes.rasa_url, processes.actions_url
+        ctx.bot = RasaClient(url, cfg.bot.timeout_seconds, actions or None, token=rasa_token,
+                             actions_token=cfg.api.service_token, processes=processes)
         ctx.health_checks["bot"] = ctx.bot.status
     yield
     if ctx.bot is not None:
