@@ -61,7 +61,8 @@ class ServiceProcess:
         return subprocess.run([sys.executable, str(ROOT / "run_hotline.py"), *args], env=self.env, check=True,
                               capture_output=True, text=True, timeout=timeout)
 
-    def start(self, seed: bool = True, timeout: float = 300) -> "ServiceProcess":
+    def start(self, seed: bool = True, timeout: float = 300, wait_for_bot: bool = True) -> "ServiceProcess":
+        """Seed (optionally), start, and wait for /healthz (and, unless told not to, for the bot)."""
         self.var.mkdir(parents=True, exist_ok=True)
         if seed:
             self.run("seed-demo", "--accounts", str(self.seed_accounts))
@@ -72,7 +73,7 @@ class ServiceProcess:
         while True:
             try:
                 health = self.api("/healthz")
-                if not self.bot or health["components"]["bot"].get("up"):
+                if not self.bot or not wait_for_bot or health["components"]["bot"].get("up"):
                     return self
             except (urllib.error.URLError, ConnectionError, KeyError):
                 pass

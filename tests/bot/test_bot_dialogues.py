@@ -19,6 +19,7 @@ from tests.service_process import ServiceProcess
 
 MODEL = ROOT / "bot" / "models" / "hotline.tar.gz"
 TOKEN = "bot-test-token"
+RASA_TOKEN = "bot-test-rasa-token"  # Rasa's API and REST channel refuse requests without it
 pytestmark = pytest.mark.skipif(not MODEL.exists(), reason="no trained model: run scripts/setup.sh")
 
 
@@ -27,7 +28,8 @@ class Stack(ServiceProcess):
         """Talk to Rasa's REST channel directly, as the channels do."""
         body = json.dumps({"sender": sender, "message": text,
                            "metadata": {"channel": "wechat", **metadata}}).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.rasa}/webhooks/rest/webhook", data=body,
+        req = urllib.request.Request(f"http://127.0.0.1:{self.rasa}/webhooks/rest/webhook?token={RASA_TOKEN}",
+                                     data=body,
                                      headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(req, timeout=30) as resp:
             reply = parse_reply(json.load(resp))
@@ -37,7 +39,8 @@ class Stack(ServiceProcess):
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    stack = Stack(tmp_path_factory.mktemp("bot-stack"), TOKEN, bot=True).start()
+    stack = Stack(tmp_path_factory.mktemp("bot-stack"), TOKEN, bot=True,
+                  env={"HOTLINE_BOT_RASA_TOKEN": RASA_TOKEN}).start()
     try:
         yield stack
     finally:
