@@ -119,3 +119,17 @@ async def test_a_change_that_rolls_back_leaves_no_trail_no_live_event_and_tells_
         actions = (await session.execute(select(ConversationEvent.action).where(
             ConversationEvent.conversation_id == conv_id))).scalars().all()
     assert conv.status == "waiting" and conv.agent_id is None and "take_over" not in actions
+
+
+async def test_the_account_the_bot_learned_tells_whose_conversation_it_is(ctx, channel) -> None:
+    from models import Customer
+    async with ctx.sessions.begin() as session:
+        customer = Customer(account_number="3100000077", name="王芳", address="建设路7号", area="城东片区",
+                            meter_model="LXS-20E", meter_size_dn=20, meter_serial="M77")
+        session.add(customer)
+    ctx.bot = ScriptedBot(BotReply(texts=["好的，正在为您转接人工客服。"], handoff=True, handoff_reason="requested",
+                                   category="billing", learned={"account_number": "3100000077"}))
+    conv_id = (await service.receive(ctx, "web", "resident-account", "我的户号3100000077，转人工")).conversation_id
+    async with ctx.readers() as session:
+        conv = await session.get(Conversation, conv_id)
+    assert conv.customer_id == customer.id and conv.status == "waiting"

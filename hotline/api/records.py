@@ -37,7 +37,7 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 def conversation_json(c: Conversation) -> dict[str, Any]:
     return {"id": c.id, "channel": c.channel, "external_user": c.external_user, "status": c.status,
-            "agent_id": c.agent_id, "bot_intent": c.bot_intent, "slots": c.slots,
+            "agent_id": c.agent_id, "customer_id": c.customer_id, "bot_intent": c.bot_intent, "slots": c.slots,
             "created_at": _iso(c.created_at), "updated_at": _iso(c.updated_at),
             "waiting_since": _iso(c.waiting_since), "closed_at": _iso(c.closed_at),
             "handoff_reason": c.handoff_reason,

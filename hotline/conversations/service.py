@@ -30,7 +30,7 @@ from hotline.channels.base import Delivery
 from hotline.context import AppContext
 from hotline.events import publish_on_commit
 from hotline.tickets.lifecycle import MEDIA_KINDS, attach_media
-from models import Conversation, ConversationEvent, Message, Ticket
+from models import Conversation, ConversationEvent, Customer, Message, Ticket
 from models.ticket import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
@@ -278,6 +278,10 @@ async def _to_queue(session: AsyncSession, conv: Conversation, actor: Actor, rea
         conv.bot_intent = category
     if learned:
         conv.slots = {**conv.slots, "learned": learned}
+        if learned.get("account_number") and conv.customer_id is None:
+            # The account the bot confirmed: the agent sees whose conversation this is.
+            conv.customer_id = (await session.execute(select(Customer.id).where(
+                Customer.account_number == str(learned["account_number"])))).scalar_one_or_none()
     _change(session, conv, actor, "handoff", now, before, "conversation.waiting",
             {"reason": reason, "category": category}, reason=reason, bot_intent=conv.bot_intent,
             waiting_since=now.isoformat())
