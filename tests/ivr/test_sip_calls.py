@@ -222,3 +222,25 @@ def test_cancel_while_ringing_and_a_dtmf_event_above_15(ivr: ServiceProcess) -> 
         time.sleep(0.2)
         outcomes = {c["sip_call_id"]: c for c in ivr.api("/api/calls?caller=13000130000")["items"]}
     assert outcomes[flash]["outcome"] == "abandoned" and outcomes[flash]["digits"] == ""
+
+
+def test_a_via_port_99999_and_an_sdp_port_70000_do_not_silence_the_ivr(ivr: ServiceProcess, tmp_path: Path) -> None:
+    """The two INVITEs that used to close the SIP socket and stop the media clock for every later call."""
+    peer = RawPeer(ivr.sip_port)  # type: ignore[attr-defined]
+    media = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    media.bind(("127.0.0.1", 0))
+    try:
+        bad_via = peer.request("INVITE", f"via99999-{uuid.uuid4().hex}", _sdp(media.getsockname()[1])).decode()
+        bad_via = bad_via.replace(f"127.0.0.1:{peer.port};branch", "127.0.0.1:99999;branch", 1).replace(";rport", "", 1)
+        peer.send(bad_via.encode())
+        assert peer.recv_status()[0] == 400  # to where it came from, not to port 99999
+        peer.send(peer.request("INVITE", f"m70000-{uuid.uuid4().hex}", _sdp(70000)))
+        assert peer.recv_status()[0] == 400
+    finally:
+        peer.close()
+        media.close()
+    health = ivr.api("/healthz")["components"]["sip"]
+    assert health["up"] and health["socket_bound"] and health["media_clock_ticking"] and health["invalid"] >= 2
+    call, heard = _run(ivr, tmp_path, "", caller="13000139998", hang_up_after_ms=2000)
+    assert call["answered_at"] and call["outcome"] == "abandoned"
+    _heard_the_prompts(heard, 4)
