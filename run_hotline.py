@@ -37,7 +37,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _migrate(config) -> None:  # type: ignore[no-untyped-def]
+def _migrate(config) -> None:
     from models.migrate import upgrade
     config.var_dir.mkdir(parents=True, exist_ok=True)
     upgrade(config.database_url)
@@ -52,10 +52,10 @@ def _read_password() -> str:
     return sys.stdin.readline().rstrip("\n")
 
 
-async def _adduser(config, args) -> str:  # type: ignore[no-untyped-def]
+async def _adduser(config, args) -> str:
+    from hotline.auth.staff import upsert_staff
     from hotline.context import build_context
     from hotline.tickets.departments import sync_departments
-    from hotline.auth.staff import upsert_staff
     ctx = build_context(config)
     try:
         async with ctx.sessions.begin() as session:
@@ -68,7 +68,7 @@ async def _adduser(config, args) -> str:  # type: ignore[no-untyped-def]
         await ctx.engine.dispose()
 
 
-async def _seed(config, accounts: int) -> str:  # type: ignore[no-untyped-def]
+async def _seed(config, accounts: int) -> str:
     from hotline.context import build_context
     from hotline.demo.seed import seed_demo
     ctx = build_context(config)
@@ -78,7 +78,7 @@ async def _seed(config, accounts: int) -> str:  # type: ignore[no-untyped-def]
         await ctx.engine.dispose()
 
 
-def _serve(config) -> None:  # type: ignore[no-untyped-def]
+def _serve(config) -> None:
     from aiohttp import web
 
     from hotline.api.middleware import RedactingAccessLogger

@@ -27,8 +27,8 @@ import aiohttp
 from playwright.async_api import async_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.browser.conftest import DEMO_PASSWORD, chromium_path  # noqa: E402
-from tests.service_process import ServiceProcess, fresh_postgres_database  # noqa: E402
+from tests.browser.conftest import DEMO_PASSWORD, chromium_path
+from tests.service_process import ServiceProcess, fresh_postgres_database
 
 OBSERVER = """() => {
   window.__seen = [];

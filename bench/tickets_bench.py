@@ -23,19 +23,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
-from sqlalchemy import func, insert, select, text, update  # noqa: E402
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import func, insert, select, text, update
 
-from hotline.actors import SERVICE  # noqa: E402
-from hotline.app import create_app  # noqa: E402
-from hotline.config import Config  # noqa: E402
-from hotline.context import build_context  # noqa: E402
-from hotline.tickets.departments import sync_departments  # noqa: E402
-from hotline.tickets.escalation import sweep  # noqa: E402
-from hotline.tickets.lifecycle import TicketDraft, create_ticket  # noqa: E402
-from models import Department, Ticket  # noqa: E402
-from models.db import create_engine  # noqa: E402
-from models.migrate import upgrade  # noqa: E402
+from hotline.actors import SERVICE
+from hotline.app import create_app
+from hotline.config import Config
+from hotline.context import build_context
+from hotline.tickets.departments import sync_departments
+from hotline.tickets.escalation import sweep
+from hotline.tickets.lifecycle import TicketDraft, create_ticket
+from models import Department, Ticket
+from models.db import create_engine
+from models.migrate import upgrade
 
 RESULTS = Path(__file__).resolve().parent / "results"
 WORDS = ["漏水", "停水", "水压低", "水表不走", "水费高", "发票", "过户", "报装", "投诉", "水质发黄", "阀门坏了", "井盖"]
@@ -189,7 +189,7 @@ async def main() -> None:
         await _fresh_pg(args.pg_url)
         config.database.url = args.pg_url
     await asyncio.to_thread(upgrade, config.database_url)
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     ctx = build_context(config, lambda: now)
 
     began = time.perf_counter()

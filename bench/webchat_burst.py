@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import json
 import random
-import statistics
 import sys
 import tempfile
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.service_process import ServiceProcess  # noqa: E402
+from tests.service_process import ServiceProcess
 
 TEXTS = ["你好", "营业厅几点上班", "怎么办理过户", "水费怎么交", "谢谢"]
 
@@ -57,7 +56,7 @@ async def resident(http: aiohttp.ClientSession, url: str, messages: int, window:
             while not answered and time.perf_counter() < deadline:
                 try:
                     frame = json.loads((await ws.receive(timeout=deadline - time.perf_counter())).data)
-                except (asyncio.TimeoutError, TypeError, ValueError):
+                except (TimeoutError, TypeError, ValueError):
                     break
                 if frame.get("type") == "ack" and frame.get("id") == message_id and not acked:
                     acked = True

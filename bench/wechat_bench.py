@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests import wechat_client as wx  # noqa: E402
+from tests import wechat_client as wx
 
 TEXTS = ["你好", "怎么办理过户", "营业厅几点上班", "谢谢"]
 

@@ -9,21 +9,21 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hotline.api import (  # noqa: F401  (routes register on import)
-    auth_views, conversation_actions, customers, meta, queue, records, tickets)
+from hotline.api import auth_views, conversation_actions, customers, meta, queue, records, tickets  # noqa: F401  (routes register on import)
 from hotline.api.middleware import errors_middleware, guard
 from hotline.api.openapi import openapi_view
+from hotline.api.registry import CTX, ROUTES
 from hotline.bot.client import RasaClient
 from hotline.bot.processes import BotProcesses
 from hotline.channels import registry as channels
-from hotline.api.registry import CTX, ROUTES
 from hotline.console import views as console
 from hotline.context import AppContext
 from hotline.conversations import ticket_updates
-from hotline.tickets.departments import sync_departments
 from hotline.health import healthz, readyz
-from hotline.live import postgres as live_postgres, stream as live
+from hotline.live import postgres as live_postgres
+from hotline.live import stream as live
 from hotline.tickets.calendar import warn_about_coverage
+from hotline.tickets.departments import sync_departments
 from hotline.tickets.escalation import run_scheduler
 
 log = logging.getLogger(__name__)

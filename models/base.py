@@ -8,7 +8,7 @@ from sqlalchemy import JSON, DateTime, MetaData, TypeDecorator
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",

@@ -10,7 +10,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base, utcnow
 
 
-
 class Call(Base):
     __tablename__ = "calls"
 

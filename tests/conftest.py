@@ -18,10 +18,10 @@ from sqlalchemy import text
 
 from hotline.actors import Actor
 from hotline.app import create_app
+from hotline.auth.staff import upsert_staff
 from hotline.config import Config
 from hotline.context import AppContext, build_context
 from hotline.tickets.departments import sync_departments
-from hotline.auth.staff import upsert_staff
 from models import Base
 from models.db import create_engine
 from models.migrate import upgrade
@@ -49,7 +49,7 @@ class Clock:
 
 def local(*args: int) -> dt.datetime:
     """A moment given in Beijing time."""
-    return dt.datetime(*args, tzinfo=SHANGHAI).astimezone(dt.timezone.utc)
+    return dt.datetime(*args, tzinfo=SHANGHAI).astimezone(dt.UTC)
 
 
 @pytest.fixture(scope="session")

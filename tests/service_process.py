@@ -61,12 +61,12 @@ class ServiceProcess:
         return subprocess.run([sys.executable, str(ROOT / "run_hotline.py"), *args], env=self.env, check=True,
                               capture_output=True, text=True, timeout=timeout)
 
-    def start(self, seed: bool = True, timeout: float = 300, wait_for_bot: bool = True) -> "ServiceProcess":
+    def start(self, seed: bool = True, timeout: float = 300, wait_for_bot: bool = True) -> ServiceProcess:
         """Seed (optionally), start, and wait for /healthz (and, unless told not to, for the bot)."""
         self.var.mkdir(parents=True, exist_ok=True)
         if seed:
             self.run("seed-demo", "--accounts", str(self.seed_accounts))
-        log = open(self.var / "serve.log", "w")
+        log = open(self.var / "serve.log", "w")  # noqa: SIM115 (the child writes to it while it runs)
         self.proc = subprocess.Popen([sys.executable, str(ROOT / "run_hotline.py"), "serve"], env=self.env,
                                      stdout=log, stderr=subprocess.STDOUT, text=True)
         deadline = time.monotonic() + timeout

@@ -115,6 +115,7 @@ async def test_a_change_that_rolls_back_leaves_no_trail_no_live_event_and_tells_
     async with ctx.readers() as session:
         conv = await session.get(Conversation, conv_id)
         from sqlalchemy import select
+
         from models import ConversationEvent
         actions = (await session.execute(select(ConversationEvent.action).where(
             ConversationEvent.conversation_id == conv_id))).scalars().all()

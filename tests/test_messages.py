@@ -13,7 +13,8 @@ from hotline.messages import PLACES, CatalogueError, load_messages
 def test_the_shipped_catalogue_has_every_text_with_the_right_placeholders() -> None:
     messages = load_messages(ROOT / "config" / "messages.yml")
     assert set(messages.texts) == set(PLACES)
-    assert messages("ticket.assign", ticket="GD20261126-0007") == "您的工单 GD20261126-0007 已派发给责任人员，正在安排处理。"
+    text = messages("ticket.assign", ticket="GD20261126-0007")
+    assert text == "您的工单 GD20261126-0007 已派发给责任人员，正在安排处理。"
 
 
 @pytest.mark.parametrize(("text", "error"), [

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -332,6 +331,7 @@ async def test_the_access_log_holds_no_signature_nonce_or_body(wechat, ctx, capl
 def test_the_service_runs_with_the_redacting_access_log(monkeypatch, config) -> None:
     """run_hotline.py serve hands the redacting access logger to aiohttp."""
     import aiohttp.web
+
     import run_hotline
     seen: dict[str, Any] = {}
     monkeypatch.setattr(aiohttp.web, "run_app", lambda app, **kw: seen.update(kw))

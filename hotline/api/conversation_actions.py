@@ -17,7 +17,7 @@ def _id(request: web.Request) -> int:
     return path_id(request, "conversation")
 
 
-async def _run(coro) -> web.Response:  # type: ignore[no-untyped-def]
+async def _run(coro) -> web.Response:
     try:
         await coro
     except service.ConversationError as exc:

@@ -18,7 +18,6 @@ from hotline.customers import accounts
 from hotline.tickets.lifecycle import normalize_phone
 from models import Customer
 
-
 CUSTOMER_READERS = AGENTS | {"service"}
 
 

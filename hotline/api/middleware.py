@@ -90,11 +90,11 @@ async def authenticate(request: web.Request) -> None:
             raise ApiError(401, "invalid_token", "the bearer token is not valid")
         request[ACTOR] = SERVICE
         return
-    token = request.cookies.get(staff_sessions.COOKIE)
-    if not token:
+    cookie = request.cookies.get(staff_sessions.COOKIE)
+    if not cookie:
         return
     async with ctx.readers() as session:
-        found = await staff_sessions.resolve(session, token, ctx.clock())
+        found = await staff_sessions.resolve(session, cookie, ctx.clock())
     if found is None:
         return
     staff, sess = found

@@ -14,6 +14,10 @@ ERROR_TEXT = {400: "Malformed request", 401: "Not signed in / bad token", 403: "
               422: "Invalid input", 429: "Locked after repeated failures"}
 
 
+def _slug(path: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", path.lower()).strip("_")
+
+
 def _channel_enums(node: Any, names: list[str]) -> Any:
     """Replace the channel marker of ChannelName fields with the channels registered now."""
     if isinstance(node, dict):
@@ -37,7 +41,7 @@ def build_openapi() -> dict[str, Any]:
     }
     for spec in ROUTES:
         op: dict[str, Any] = {"summary": spec.summary, "tags": [spec.tag],
-                              "operationId": f"{spec.method.lower()}_{re.sub(r'[^a-z0-9]+', '_', spec.path.lower()).strip('_')}"}
+                              "operationId": f"{spec.method.lower()}_{_slug(spec.path)}"}
         params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
                   for name in re.findall(r"{(\w+)}", spec.path)]
         if spec.query is not None:

@@ -27,7 +27,8 @@ async def queue(request: web.Request) -> web.Response:
     ctx, actor = ctx_of(request), actor_of(request)
     async with ctx.readers() as session:
         waiting = (await session.execute(select(Conversation).where(Conversation.status == "waiting")
-                                         .order_by(Conversation.waiting_since, Conversation.id).limit(500))).scalars().all()
+                                         .order_by(Conversation.waiting_since, Conversation.id).limit(500))
+                 ).scalars().all()
         active_stmt = select(Conversation, Staff.display_name).outerjoin(Staff, Staff.id == Conversation.agent_id) \
             .where(Conversation.status == "agent").order_by(Conversation.updated_at.desc()).limit(500)
         if actor.role == "agent":

@@ -8,8 +8,18 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
-from hotline.api.registry import (AGENTS, ALL_STAFF, ApiError, ChannelName, actor_of, ctx_of, json_response,
-                                  parse_query, path_id, route)
+from hotline.api.registry import (
+    AGENTS,
+    ALL_STAFF,
+    ApiError,
+    ChannelName,
+    actor_of,
+    ctx_of,
+    json_response,
+    parse_query,
+    path_id,
+    route,
+)
 from models import Call, Conversation, ConversationEvent, Message, Notification, Ticket
 
 CONTACT_ROLES = AGENTS | {"service"}
@@ -166,6 +176,6 @@ async def read_notification(request: web.Request) -> web.Response:
         result = await session.execute(
             update(Notification).where(Notification.id == notification_id, Notification.staff_id == actor.id,
                                        Notification.read_at.is_(None)).values(read_at=ctx.clock()))
-        if result.rowcount == 0:
+        if result.rowcount == 0:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
             raise ApiError(404, "not_found", "no such unread notice")
     return json_response({"ok": True})

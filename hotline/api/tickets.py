@@ -10,8 +10,18 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
-from hotline.api.registry import (ALL_STAFF, STAFF_AND_SERVICE, ApiError, ChannelName, actor_of, ctx_of,
-                                  json_response, parse_body, parse_query, route)
+from hotline.api.registry import (
+    ALL_STAFF,
+    STAFF_AND_SERVICE,
+    ApiError,
+    ChannelName,
+    actor_of,
+    ctx_of,
+    json_response,
+    parse_body,
+    parse_query,
+    route,
+)
 from hotline.context import AppContext
 from hotline.tickets import lifecycle
 from hotline.tickets.lifecycle import STATUS_LABELS, TicketDraft
@@ -131,7 +141,8 @@ async def full_ticket_json(ctx: AppContext, session: AsyncSession, ticket: Ticke
         select(TicketEvent).where(TicketEvent.ticket_id == ticket.id).order_by(TicketEvent.id))).scalars()
     data["events"] = [event_json(e) for e in events]
     attachments = (await session.execute(
-        select(TicketAttachment).where(TicketAttachment.ticket_id == ticket.id).order_by(TicketAttachment.id))).scalars()
+        select(TicketAttachment).where(TicketAttachment.ticket_id == ticket.id)
+        .order_by(TicketAttachment.id))).scalars()
     data["attachments"] = [{"kind": a.kind, "uri": a.uri, "media_id": a.media_id,
                             "created_at": a.created_at.isoformat()} for a in attachments]
     return data
@@ -261,7 +272,8 @@ async def assignees(request: web.Request) -> web.Response:
     ctx, actor = ctx_of(request), actor_of(request)
     query = parse_query(request, AssigneeQuery)
     async with ctx.readers() as session:
-        dept = (await session.execute(select(Department).where(Department.code == query.department))).scalar_one_or_none()
+        dept = (await session.execute(
+            select(Department).where(Department.code == query.department))).scalar_one_or_none()
         if dept is None or (actor.role == "department" and dept.id != actor.department_id):
             raise ApiError(404, "not_found", f"no department {query.department!r}")
         people = (await session.execute(select(Staff).where(Staff.department_id == dept.id, Staff.active)

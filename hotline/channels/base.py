@@ -52,9 +52,13 @@ class Channel(Protocol):
 
 
 class ChannelPlugin(Protocol):
-    info: ChannelInfo
-    # The dataclass of its own section in hotline.toml ([<name>], HOTLINE_<NAME>_<KEY>), or None.
-    config: type | None
+    @property
+    def info(self) -> ChannelInfo: ...
+
+    @property
+    def config(self) -> type | None:
+        """The dataclass of its own section in hotline.toml ([<name>], HOTLINE_<NAME>_<KEY>), or None."""
+        ...
 
     def setup(self, app: web.Application, ctx: AppContext) -> Channel | None:
         """Add inbound routes and background work; return the channel that delivers, or None."""

@@ -22,7 +22,7 @@ async def console_page(_request: web.Request) -> web.FileResponse:
 
 
 @web.middleware
-async def _static_headers(request: web.Request, handler):  # type: ignore[no-untyped-def]
+async def _static_headers(request: web.Request, handler):
     response = await handler(request)
     if request.path.startswith("/console/static/"):
         response.headers.update(HEADERS)

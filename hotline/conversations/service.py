@@ -344,7 +344,7 @@ async def take_over(ctx: AppContext, conv_id: int, agent: Actor) -> None:
         result = await session.execute(update(Conversation).where(
             Conversation.id == conv_id, Conversation.status.in_(("bot", "waiting")),
             Conversation.agent_id.is_(None)).values(status="agent", agent_id=agent.id, updated_at=now))
-        if result.rowcount != 1:
+        if result.rowcount != 1:  # type: ignore[attr-defined]  # an UPDATE's CursorResult
             conv = await _get(session, conv_id)
             raise ConversationError(409, "taken", "这个会话已由其他客服接待" if conv.status == "agent"
                                     else f"conversation is {conv.status}")

@@ -13,8 +13,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import SYSTEM
-from hotline.context import AppContext
 from hotline.auth.staff import upsert_staff
+from hotline.context import AppContext
 from hotline.tickets.departments import sync_departments
 from hotline.tickets.lifecycle import TicketDraft, create_ticket, transition
 from models import Bill, Customer, CustomerPhone, Outage, Payment
@@ -87,7 +87,7 @@ async def _customers(session: AsyncSession, rng: random.Random, count: int, toda
 
     phones, bills, paid_bills, prepayments = [], [], [], []
     for row in customers:
-        customer_id = ids[row["account_number"]]
+        customer_id = ids[str(row["account_number"])]
         phones.append({"customer_id": customer_id, "phone": f"13{rng.randint(0, 9)}{rng.randint(10**7, 10**8 - 1)}"})
         if rng.random() < 0.3:
             phones.append({"customer_id": customer_id, "phone": f"0312{rng.randint(10**6, 10**7 - 1)}"})
@@ -110,7 +110,7 @@ async def _customers(session: AsyncSession, rng: random.Random, count: int, toda
             reading += volume
             if not unpaid:
                 paid_at = dt.datetime.combine(due - dt.timedelta(days=rng.randint(0, 15)), dt.time(10),
-                                              tzinfo=dt.timezone.utc)
+                                              tzinfo=dt.UTC)
                 paid_bills.append((customer_id, period, amount, paid_at,
                                    rng.choice(["wechat", "alipay", "counter", "bank"])))
         if rng.random() < 0.15:

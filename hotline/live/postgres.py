@@ -56,7 +56,7 @@ class PostgresListener:
                 delay = min(delay * 2, 10)
                 continue
             try:
-                conn.add_termination_listener(lambda _c: lost.set())
+                conn.add_termination_listener(lambda _c, lost=lost: lost.set())
                 await conn.add_listener(NOTIFY_CHANNEL, self._on_notify)
                 delay = 0.5
                 self.connected.set()

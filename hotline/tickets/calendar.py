@@ -41,7 +41,7 @@ class WorkingCalendar:
         return day
 
     def close_of_business(self, day: dt.date) -> dt.datetime:
-        return dt.datetime.combine(day, self.day_end, tzinfo=self.timezone).astimezone(dt.timezone.utc)
+        return dt.datetime.combine(day, self.day_end, tzinfo=self.timezone).astimezone(dt.UTC)
 
     def add_working_days(self, start: dt.datetime, days: int) -> dt.datetime:
         """Close of business of the `days`-th working day after the local day of `start`.

@@ -31,7 +31,7 @@ async def sweep(sessions: async_sessionmaker[AsyncSession], router: Router, now:
         async with sessions.begin() as session:
             stmt = (select(Ticket).where(Ticket.next_escalation_at <= now)
                     .order_by(Ticket.next_escalation_at).limit(batch))
-            if session.bind.dialect.name == "postgresql":
+            if session.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             tickets = (await session.execute(stmt)).scalars().all()
             for ticket in tickets:

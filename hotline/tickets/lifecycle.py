@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +22,17 @@ from hotline.channels import registry as channels
 from hotline.events import publish_on_commit
 from hotline.tickets.numbering import next_ticket_number
 from hotline.tickets.routing import Route, Router
-from models import (Customer, CustomerPhone, Department, Message, Notification, Staff, Ticket,
-                    TicketAttachment, TicketEvent)
+from models import (
+    Customer,
+    CustomerPhone,
+    Department,
+    Message,
+    Notification,
+    Staff,
+    Ticket,
+    TicketAttachment,
+    TicketEvent,
+)
 from models.ticket import OPEN_STATUSES
 
 
@@ -113,7 +122,9 @@ class TicketDraft:
 
 
 def _role(actor: Actor) -> str:
-    return "service" if actor.kind == "service" else actor.role if actor.is_staff else actor.kind
+    if actor.kind == "service":
+        return "service"
+    return (actor.role or "") if actor.is_staff else actor.kind
 
 
 def _check_role(actor: Actor, action: str, allowed: frozenset[str]) -> None:
@@ -157,8 +168,9 @@ _department_cache: dict[tuple[str, str], tuple[dt.datetime, int, int | None]] = 
 async def _department(session: AsyncSession, code: str) -> tuple[int, int | None]:
     """(id, supervisor id) of a department, cached for a minute: it is read on every
     create and changes only when the routing file or a supervisor changes."""
-    key = (str(session.bind.url), code)
-    now = dt.datetime.now(dt.timezone.utc)
+    bind = session.get_bind()
+    key = (str(bind.engine.url), code)
+    now = dt.datetime.now(dt.UTC)
     hit = _department_cache.get(key)
     if hit and hit[0] > now:
         return hit[1], hit[2]
@@ -306,7 +318,7 @@ def _attach(session: AsyncSession, ticket: Ticket, actor: Actor, kind: str, uri:
 
 async def get_ticket(session: AsyncSession, number: str, actor: Actor, *, for_update: bool = False) -> Ticket:
     stmt = select(Ticket).where(Ticket.number == number)
-    if for_update and session.bind.dialect.name == "postgresql":
+    if for_update and session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update()
     ticket = (await session.execute(stmt)).scalar_one_or_none()
     if ticket is None:
@@ -412,12 +424,12 @@ async def _do_reroute(step: Step, *, category: str | None = None, business_type:
     ticket, router = step.ticket, step.router
     try:
         if business_type:
-            new_category = router.business_type(business_type).category
+            new_category: str = router.business_type(business_type).category
             if category and category != new_category:
                 raise TicketError(f"business_type {business_type!r} belongs to category "
                                   f"{new_category!r}, not {category!r}", "invalid_routing")
         else:
-            new_category = category or ticket.category
+            new_category = category or str(ticket.category)
             business_type = ticket.business_type if new_category == ticket.category else None
         # The resident's clock does not restart because the work moved inside the utility.
         route = router.route(new_category, business_type, priority, ticket.clock_started_at)
@@ -482,7 +494,8 @@ async def escalate_due_steps(session: AsyncSession, router: Router, ticket: Tick
             continue
         recipients = await _escalation_recipients(session, router, ticket, step.notify)
         local_due = ticket.resolution_due_at.astimezone(router.calendar.timezone).strftime("%Y-%m-%d %H:%M")
-        message = f"工单 {ticket.number}（{router.business_type(ticket.business_type).name}）{step.label}，办理时限 {local_due}"
+        kind = router.business_type(ticket.business_type).name
+        message = f"工单 {ticket.number}（{kind}）{step.label}，办理时限 {local_due}"
         for staff_id in recipients:
             session.add(Notification(staff_id=staff_id, ticket_id=ticket.id, kind=step.name,
                                      message=message, created_at=now))
@@ -496,7 +509,7 @@ async def escalate_due_steps(session: AsyncSession, router: Router, ticket: Tick
 
 
 async def _escalation_recipients(session: AsyncSession, router: Router, ticket: Ticket,
-                                 notify: list[str]) -> list[int]:
+                                 notify: Sequence[str]) -> list[int]:
     recipients: list[int] = []
     for who in notify:
         staff_id: int | None = None

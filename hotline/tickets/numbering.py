@@ -18,7 +18,7 @@ async def next_ticket_number(session: AsyncSession, local_day: dt.date) -> str:
     are unique and a rolled-back ticket gives its number back.
     """
     day = local_day.strftime("%Y%m%d")
-    dialect = session.bind.dialect.name
+    dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     stmt = (insert(TicketCounter).values(day=day, last=1)
             .on_conflict_do_update(index_elements=[TicketCounter.day],

@@ -106,8 +106,8 @@ class RoutingFile(_Strict):
             if bt.department not in self.departments:
                 raise ValueError(f"business type {code}: unknown department {bt.department!r}")
         for code, cat in self.categories.items():
-            bt = self.business_types.get(cat.default_business_type)
-            if bt is None or bt.category != code:
+            default = self.business_types.get(cat.default_business_type)
+            if default is None or default.category != code:
                 raise ValueError(f"category {code}: default_business_type must be one of its business types")
         missing = set(CATEGORIES) - set(self.categories)
         if missing:
@@ -145,7 +145,7 @@ class Router:
         """Decide department and due times; a priority of None takes the type's default."""
         if category not in self.spec.categories:
             raise RoutingError(f"unknown category {category!r}; expected one of {', '.join(CATEGORIES)}")
-        code = business_type or self.spec.categories[category].default_business_type  # type: ignore[index]
+        code = business_type or self.spec.categories[category].default_business_type
         bt = self.business_type(code)
         if bt.category != category:
             raise RoutingError(f"business_type {code!r} belongs to category {bt.category!r}, not {category!r}")

@@ -133,7 +133,7 @@ def _backdate(service: ServiceProcess, number: str, hours: float) -> None:
         engine = create_engine(f"sqlite+aiosqlite:///{service.var / 'hotline.db'}")
         async with engine.begin() as conn:
             await conn.execute(update(Ticket).where(Ticket.number == number).values(
-                resolution_due_at=dt.datetime.now(dt.timezone.utc) - dt.timedelta(hours=hours)))
+                resolution_due_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=hours)))
         await engine.dispose()
     run_async(run())
 

@@ -29,7 +29,7 @@ def _build_models_eagerly() -> None:
     original_fit = RasaModel.fit
     loading = False
 
-    def fit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def fit(self, *args, **kwargs):
         if not loading:
             return original_fit(self, *args, **kwargs)
         previous = self._run_eagerly
@@ -39,7 +39,7 @@ def _build_models_eagerly() -> None:
         finally:
             self.run_eagerly = previous
 
-    def load(cls, *args, **kwargs):  # type: ignore[no-untyped-def]
+    def load(cls, *args, **kwargs):
         nonlocal loading
         loading = True
         try:

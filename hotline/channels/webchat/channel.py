@@ -96,7 +96,8 @@ class WebChatChannel:
                 asyncio.get_running_loop().create_task(self.push(client, frame))
             return
         extra = {"agent": event["agent_name"]} if "agent_name" in event else {}
-        asyncio.get_running_loop().create_task(self.push(client, {"type": "status", "status": event["status"], **extra}))
+        frame = {"type": "status", "status": event["status"], **extra}
+        asyncio.get_running_loop().create_task(self.push(client, frame))
 
     async def _history(self, client: str) -> dict[str, Any]:
         async with self.ctx.readers() as session:

@@ -123,7 +123,7 @@ async def push(request: web.Request) -> web.Response:
     task = asyncio.create_task(handled)
     try:
         await asyncio.wait_for(asyncio.shield(task), PASSIVE_WINDOW)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass  # the rest goes out through the customer-service API
     except Exception:
         log.exception("handling a WeChat push failed")
@@ -155,7 +155,7 @@ def _cut(text: str, limit: int) -> tuple[str, dict[str, Any] | None]:
     return text[:limit - len(TRUNCATED)] + TRUNCATED, {"truncated_from_chars": len(text)}
 
 
-def _handle(ctx: Any, message: Any, max_chars: int):  # type: ignore[no-untyped-def]
+def _handle(ctx: Any, message: Any, max_chars: int):
     """The coroutine that stores (and answers) one push, or None for what needs no answer."""
     openid = message.source
     kind = message.type
