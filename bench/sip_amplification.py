@@ -26,8 +26,8 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.ivr import sipp  # noqa: E402
-from tests.service_process import ServiceProcess  # noqa: E402
+from tests.ivr import sipp
+from tests.service_process import ServiceProcess
 
 
 class Counted:

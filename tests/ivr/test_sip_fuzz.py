@@ -14,7 +14,6 @@ import asyncio
 import ipaddress
 import random
 import re
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +60,8 @@ def corpus(port: int, server_port: int, sink: int) -> list[bytes]:
         head + b"\r\n" + b"Via: SIP/2.0/UDP 127.0.0.1:1;branch=z9hG4bK\r\n" * 100 + b"\r\n" + body,
         head + b"\r\nX-Big: " + b"x" * 60000 + b"\r\n\r\n", good.replace(b"INVITE sip", b"INVITE  sip"),
         good.replace(b"SIP/2.0\r\n", b"SIP/2.1\r\n", 1), good.replace(b"sip:12345", b"sip:\xff\xfe"),
-        "INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{p}\r\nFrom: 中文\r\nTo: 中文\r\nCall-ID: 中文\r\n"
-        "CSeq: 1 INVITE\r\n\r\n".format(p=port).encode(), good.replace(b"\r\n", b"\r\n ", 3),
+        f"INVITE sip:x SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port}\r\nFrom: 中文\r\nTo: 中文\r\nCall-ID: 中文\r\n"
+        "CSeq: 1 INVITE\r\n\r\n".encode(), good.replace(b"\r\n", b"\r\n ", 3),
         good.replace(b"To: <sip:12345@127.0.0.1>", b"To: <sip:12345@127.0.0.1>;tag="),
         good.replace(b"CSeq: 1 INVITE", b"CSeq: 1 INVITE\r\nCSeq: 2 INVITE"),
         good.replace(b"Call-ID: corpus-good", b"Call-ID: " + b"c" * 300),
@@ -153,7 +152,8 @@ class Egress:
     of no socket of ours are dropped here so they reach no other program."""
 
     def __init__(self, harness: Harness, ours: set[int]) -> None:
-        self.ours, self.outside, self.dropped, self.sent = ours, [], 0, 0
+        self.ours, self.dropped, self.sent = ours, 0, 0
+        self.outside: list[tuple[str, int]] = []
         self.any_local_port = False
         transport = harness.server.transport
         assert transport is not None

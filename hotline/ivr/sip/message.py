@@ -45,7 +45,7 @@ class SipParseError(ValueError):
 class SipInvalid(SipParseError):
     """SIP with an invalid value: a request gets 400 (at its source address), a response is dropped."""
 
-    def __init__(self, message: "SipMessage", reason: str) -> None:
+    def __init__(self, message: SipMessage, reason: str) -> None:
         super().__init__(reason)
         self.message, self.reason = message, reason
 
@@ -102,7 +102,9 @@ class SipMessage:
 
 def _split_list(value: str) -> list[str]:
     """A comma-separated header (Via, Record-Route), not splitting inside <…> or quotes."""
-    parts, depth, quoted, current = [], 0, False, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth, quoted = 0, False
     for char in value:
         if char == '"':
             quoted = not quoted

@@ -438,7 +438,7 @@ class SipServer(asyncio.DatagramProtocol):
                         media=media, caller=caller, callee=callee,
                         remote_target=sip.uri_of(contact) if contact else sip.uri_of(msg.get("From")),
                         route=msg.get_all("Record-Route"))
-        media.on_failure = lambda exc, d=dialog: self._media_failed(d, exc)  # type: ignore[misc]
+        media.on_failure = lambda exc, d=dialog: self._media_failed(d, exc)
         self.dialogs[msg.call_id] = dialog
         self.setting_up.discard(msg.call_id)
         self.calls_total += 1
