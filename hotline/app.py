@@ -13,8 +13,6 @@ from hotline.api import auth_views, conversation_actions, customers, meta, queue
 from hotline.api.middleware import errors_middleware, guard
 from hotline.api.openapi import openapi_view
 from hotline.api.registry import CTX, ROUTES
-from hotline.bot.client import RasaClient
-from hotline.bot.processes import BotProcesses
 from hotline.channels import registry as channels
 from hotline.console import views as console
 from hotline.context import AppContext
@@ -22,6 +20,8 @@ from hotline.conversations import ticket_updates
 from hotline.health import healthz, readyz
 from hotline.live import postgres as live_postgres
 from hotline.live import stream as live
+from hotline.rasa.client import RasaClient
+from hotline.rasa.processes import BotProcesses
 from hotline.tickets.calendar import warn_about_coverage
 from hotline.tickets.departments import sync_departments
 from hotline.tickets.escalation import run_scheduler

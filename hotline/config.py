@@ -93,7 +93,7 @@ class BotConfig:
     # The servers the service starts listen here; anything but loopback exposes them (tokens still apply).
     host: str = "127.0.0.1"
     # Rasa's HTTP API token (?token=). Empty: a random one per start, known only to the service.
-    # Set it when rasa_url points at a Rasa server run elsewhere (hotline/bot/runtime/rasa_server.py).
+    # Set it when rasa_url points at a Rasa server run elsewhere (hotline/rasa/runtime/rasa_server.py).
     rasa_token: str = ""
     start_timeout_seconds: float = 300.0  # a server not answering by then is killed and started again
     check_interval_seconds: float = 5.0  # how often the started servers must prove they are alive

@@ -9,11 +9,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from hotline.bot.client import RasaClient
 from hotline.config import Config
 from hotline.conversations.bot_queue import BotQueue
 from hotline.events import EventBus
 from hotline.messages import Messages, load_messages
+from hotline.rasa.client import RasaClient
 from hotline.tickets.calendar import load_calendar
 from hotline.tickets.routing import Router, load_routing
 from models.base import utcnow

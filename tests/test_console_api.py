@@ -10,10 +10,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.app import create_app
-from hotline.bot.client import parse_reply
 from hotline.context import build_context
 from hotline.conversations import service
 from hotline.events import NOTIFY_LIMIT, notify_payload
+from hotline.rasa.client import parse_reply
 from hotline.tickets.escalation import sweep
 from models import Call
 from tests.conftest import SERVICE, login

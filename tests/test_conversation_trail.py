@@ -8,9 +8,9 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from hotline.app import create_app
-from hotline.bot.client import BotReply
 from hotline.channels.base import Delivery
 from hotline.conversations import service
+from hotline.rasa.client import BotReply
 from models import Conversation, Message
 from tests.conftest import login
 

@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import select
 
 from hotline.app import create_app
-from hotline.bot.client import RasaClient
+from hotline.rasa.client import RasaClient
 from models import Conversation, Message
 from tests.conftest import login
 

@@ -21,10 +21,10 @@ from sqlalchemy import select
 
 from hotline.api.middleware import RedactingAccessLogger
 from hotline.app import create_app
-from hotline.bot.client import RasaClient
 from hotline.channels.wechat.replay import ReplayGuard
 from hotline.channels.wechat.views import TRUNCATED
 from hotline.config import ConfigError, WechatConfig
+from hotline.rasa.client import RasaClient
 from models import Conversation, Message
 from tests import wechat_client as wx
 from tests.test_conversations import FakeRasa

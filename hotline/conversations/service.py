@@ -25,10 +25,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import BOT, RESIDENT, SYSTEM, Actor
-from hotline.bot.client import BotReply, BotUnavailable
 from hotline.channels.base import Delivery
 from hotline.context import AppContext
 from hotline.events import publish_on_commit
+from hotline.rasa.client import BotReply, BotUnavailable
 from hotline.tickets.lifecycle import MEDIA_KINDS, attach_media
 from models import Conversation, ConversationEvent, Customer, Message, Ticket
 from models.ticket import OPEN_STATUSES

@@ -4,7 +4,7 @@ The bot asks for a person with one documented signal: a message whose custom
 payload has "handoff": true (see bot/README.md). Everything else is text.
 
 Every request carries Rasa's auth token (`?token=`). The bot counts as up only when the servers
-prove who they are (hotline/bot/runtime/bot_identity.py): the ones this service started report
+prove who they are (hotline/rasa/runtime/bot_identity.py): the ones this service started report
 through BotProcesses; servers run elsewhere are challenged here.
 """
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from hotline.bot.runtime import bot_identity
+from hotline.rasa.runtime import bot_identity
 
 if TYPE_CHECKING:
-    from hotline.bot.processes import BotProcesses
+    from hotline.rasa.processes import BotProcesses
 
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.5)  # /healthz gives each check 3 s
 
@@ -52,7 +52,8 @@ def parse_reply(messages: list[dict[str, Any]]) -> BotReply:
 
 
 async def prove_identity(session: aiohttp.ClientSession, url: str, role: str, token: str,
-                         timeout: aiohttp.ClientTimeout = PROBE_TIMEOUT) -> dict[str, Any]:
+                         timeout: aiohttp.ClientTimeout = PROBE_TIMEOUT  # noqa: ASYNC109 (aiohttp's own)
+                         ) -> dict[str, Any]:
     """Challenge the server at url: it must answer with a proof made with token (never sent).
 
     Returns the server's answer (pid, and for Rasa whether its model is loaded); raises

@@ -31,9 +31,9 @@ from typing import IO, Any
 
 import aiohttp
 
-from hotline.bot.client import BotUnavailable, prove_identity
-from hotline.bot.runtime import bot_identity
 from hotline.config import ROOT, Config
+from hotline.rasa.client import BotUnavailable, prove_identity
+from hotline.rasa.runtime import bot_identity
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +175,8 @@ class BotProcesses:
                 lock.close()
                 self._release_locks()
                 raise BotStartError(f"another hotline instance (pid {owner}) runs the {child.label} on port "
-                                    f"{child.port} with {self.run_dir}; give this one other ports or var_dir")
+                                    f"{child.port} with {self.run_dir}; give this one other ports or var_dir"
+                                    ) from None
             lock.seek(0)
             lock.truncate()
             lock.write(f"{os.getpid()}\n")
@@ -459,7 +460,7 @@ def _stop_leftover(pid_file: Path, label: str) -> None:
 
 def _describe_exit(proc: asyncio.subprocess.Process, reason: str) -> dict[str, Any]:
     code = proc.returncode
-    return {"at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "pid": proc.pid,
+    return {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "pid": proc.pid,
             "reason": reason, "code": code if code is not None and code >= 0 else None,
             "signal": signal.Signals(-code).name if code is not None and code < 0 else None}
 

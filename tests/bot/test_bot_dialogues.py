@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from hotline.bot.client import parse_reply
+from hotline.rasa.client import parse_reply
 from hotline.config import ROOT
 from tests.service_process import ServiceProcess
 

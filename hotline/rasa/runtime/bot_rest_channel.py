@@ -12,13 +12,12 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import bot_identity
 from rasa.core.channels.channel import UserMessage
 from rasa.core.channels.rest import RestInput
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
-
-import bot_identity
 
 TOKEN = ""  # set by rasa_server.py before Rasa builds its channels
 
