@@ -24,8 +24,8 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.ivr import sipp  # noqa: E402
-from tests.service_process import ServiceProcess  # noqa: E402
+from tests.ivr import sipp
+from tests.service_process import ServiceProcess
 
 KEYS = "13100000001#"
 
@@ -111,7 +111,8 @@ def main() -> None:
     lost = sum(len(KEYS) - len(c["digits"]) for c in calls if c["digits"] != KEYS)
     report = {
         "calls": args.calls, "rate_cps": args.rate, "sipp_ok": result.returncode == 0,
-        "calls_recorded": len(calls), "busy_486": svc_health.get("busy"), "self_served": sum(c["outcome"] == "self_served" for c in calls),
+        "calls_recorded": len(calls), "busy_486": svc_health.get("busy"),
+        "self_served": sum(c["outcome"] == "self_served" for c in calls),
         "streams": len(sink.arrivals), "packets": sum(len(t) for t in sink.arrivals.values()),
         "gap_p50_ms": round(pct(gaps, 0.5), 2), "gap_p99_ms": round(pct(gaps, 0.99), 2),
         "gap_p999_ms": round(pct(gaps, 0.999), 2), "gap_max_ms": round(gaps[-1], 2),

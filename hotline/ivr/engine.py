@@ -287,7 +287,8 @@ class FlowRunner:
                     lifecycle.attach_recording(session, ticket, f"call-recording:{state.call_id}", now)
                 number, ticket_id = ticket.number, ticket.id
                 route = self.ctx.router.spec.business_types[ticket.business_type]
-                limits = route.limits.get(ticket.priority) or route.limits["normal"]
+                urgent = route.limits.get("urgent") if ticket.priority == "urgent" else None
+                limits = urgent or route.limits["normal"]
         except TicketError as exc:
             log.warning("call %s: ticket not created: %s", self.line.call_id, exc.message)
             return "failed"

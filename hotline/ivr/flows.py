@@ -67,7 +67,7 @@ class Input(_Strict):
     exhausted: str
 
     @model_validator(mode="after")
-    def _range(self) -> "Input":
+    def _range(self) -> Input:
         if self.min_digits > self.max_digits:
             raise ValueError("min_digits is larger than max_digits")
         return self
@@ -110,7 +110,7 @@ class Node(_Strict):
     next: str | None = None
 
     @model_validator(mode="after")
-    def _one_kind(self) -> "Node":
+    def _one_kind(self) -> Node:
         kinds = [k for k in ("menu", "input", "action", "when", "record", "transfer", "hangup")
                  if getattr(self, k) is not None]
         if len(kinds) > 1:
@@ -176,7 +176,7 @@ class Flow(_Strict):
     nodes: dict[str, Node]
 
     @model_validator(mode="after")
-    def _references(self) -> "Flow":
+    def _references(self) -> Flow:
         problems: list[str] = []
         if self.start not in self.nodes:
             problems.append(f"start: no node {self.start!r}")

@@ -31,7 +31,7 @@ class CallLine(Protocol):
         """Play a WAV prompt; returns the key pressed during it ('' if none), which stops the prompt."""
         ...
 
-    async def collect(self, max_digits: int, terminator: str, timeout: float, already: str = "") -> str:
+    async def collect(self, max_digits: int, terminator: str, timeout: float, already: str = "") -> str:  # noqa: ASYNC109
         """Keys until max_digits, the terminator (included) or `timeout` seconds of silence."""
         ...
 

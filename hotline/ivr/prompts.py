@@ -42,7 +42,7 @@ class PromptLibrary:
         key = hashlib.sha1(f"tts|{self.voice}|{self.speed}|{text}".encode()).hexdigest()
         return await self._cached(key, lambda out: self._synthesize(text, out))
 
-    async def _cached(self, key: str, make) -> Path:  # type: ignore[no-untyped-def]
+    async def _cached(self, key: str, make) -> Path:
         path = self.cache_dir / key[:2] / f"{key}.wav"
         if path.exists():
             return path

@@ -1,8 +1,8 @@
 """A telephone line driven by a script of key presses, for running flows without SIP."""
 from __future__ import annotations
 
-import wave
 import itertools
+import wave
 from collections import deque
 from pathlib import Path
 
@@ -35,11 +35,11 @@ class ScriptedLine:
     async def play(self, audio: Path, interruptible: bool = True) -> str:
         if self.gone:
             raise CallerHungUp()
-        assert audio.is_file(), audio
+        assert audio.is_file(), audio  # noqa: ASYNC240
         self.played.append(audio)
         return ""
 
-    async def collect(self, max_digits: int, terminator: str, timeout: float, already: str = "") -> str:
+    async def collect(self, max_digits: int, terminator: str, timeout: float, already: str = "") -> str:  # noqa: ASYNC109
         got = already
         while len(got) < max_digits and not (terminator and got.endswith(terminator)):
             self._check(got)

@@ -44,23 +44,23 @@ class Peer(asyncio.DatagramProtocol):
         assert self.transport is not None
         self.transport.sendto(data, ("127.0.0.1", port))
 
-    async def next(self, timeout: float = 3.0) -> sip.SipMessage:
-        data, _ = await asyncio.wait_for(self.inbox.get(), timeout)
+    async def next(self, wait: float = 3.0) -> sip.SipMessage:
+        data, _ = await asyncio.wait_for(self.inbox.get(), wait)
         try:
             return sip.parse(data)
         except sip.SipInvalid as exc:  # a 400 copies the Via it refuses
             return exc.message
 
-    async def final(self, method: str, timeout: float = 5.0) -> sip.SipMessage:
+    async def final(self, method: str, wait: float = 5.0) -> sip.SipMessage:
         """The next final response to `method` (provisional ones and other traffic skipped)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + wait
         while True:
             msg = await self.next(max(deadline - asyncio.get_running_loop().time(), 0.01))
             if not msg.is_request and msg.status >= 200 and msg.cseq[1] == method:
                 return msg
 
-    async def request_in(self, method: str, timeout: float = 5.0) -> sip.SipMessage:
-        deadline = asyncio.get_running_loop().time() + timeout
+    async def request_in(self, method: str, wait: float = 5.0) -> sip.SipMessage:
+        deadline = asyncio.get_running_loop().time() + wait
         while True:
             msg = await self.next(max(deadline - asyncio.get_running_loop().time(), 0.01))
             if msg.is_request and msg.method == method:

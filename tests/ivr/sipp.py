@@ -174,7 +174,7 @@ class Heard:
         return (len(self.arrivals) - 1) / (self.arrivals[-1] - self.arrivals[0])
 
     def worst_gap_ms(self) -> float:
-        return max((b - a for a, b in zip(self.arrivals, self.arrivals[1:])), default=0.0) * 1000
+        return max((b - a for a, b in zip(self.arrivals, self.arrivals[1:], strict=False)), default=0.0) * 1000
 
 
 class MediaSink:

@@ -28,8 +28,10 @@ def test_the_default_menu_keeps_the_digits_residents_know() -> None:
     ("    action: list_outages", "    action: list_outage", "action: list_outage", "unknown action 'list_outage'"),
     ('        "0": person', '        "A": person', '"A": person', "not a key on a telephone"),
     ("      - if: has_arrears", "      - if: rich", "- if: rich", "unknown condition 'rich'"),
-    ("    transfer: \"\"\n    on_failure: voicemail", "    transfer: \"\"", 'transfer: ""', "transfer needs on_failure"),
-    ("      min_digits: 10\n", "      min_digits: 10\n      colour: blue\n", "colour: blue", "Extra inputs are not permitted"),
+    ("    transfer: \"\"\n    on_failure: voicemail", "    transfer: \"\"", 'transfer: ""',
+     "transfer needs on_failure"),
+    ("      min_digits: 10\n", "      min_digits: 10\n      colour: blue\n", "colour: blue",
+     "Extra inputs are not permitted"),
 ])
 def test_a_bad_flow_is_refused_naming_the_line(tmp_path: Path, old: str, new: str, needle: str,
                                                message: str) -> None:

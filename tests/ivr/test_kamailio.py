@@ -28,7 +28,7 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     cfg = work / "kamailio.cfg"
     cfg.write_text(CONFIG.read_text().replace("@PORT@", str(port)).replace("@PASSWORD@", PASSWORD)
                    .replace("@MODULES@", modules + "/"))
-    log = open(work / "kamailio.log", "w")
+    log = open(work / "kamailio.log", "w")  # noqa: SIM115  (open while Kamailio runs, closed at teardown)
     proc = subprocess.Popen([binary, "-f", str(cfg), "-DD", "-E", "-Y", str(work)], stdout=log,
                             stderr=subprocess.STDOUT)
     time.sleep(1.5)
@@ -39,6 +39,7 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     finally:
         proc.terminate()
         proc.wait(10)
+        log.close()
 
 
 def _ivr(tmp: Path, registrar_port: int, password: str) -> ServiceProcess:

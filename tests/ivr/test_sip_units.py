@@ -71,7 +71,7 @@ def test_pcma_is_encoded_with_a_law_not_mu_law() -> None:
     assert alaw != rtp.encode(tone, 0)
     decoded = struct.unpack("<800h", rtp.decode(alaw, 8))
     original = struct.unpack("<800h", tone)
-    assert max(abs(a - b) for a, b in zip(decoded, original)) < 300  # A-law's step at this level
+    assert max(abs(a - b) for a, b in zip(decoded, original, strict=True)) < 300  # A-law's step at this level
 
 
 def _event(key: int, timestamp: int, end: bool, seq: int) -> bytes:
@@ -122,8 +122,10 @@ async def test_a_reinvite_keeps_one_media_stream_and_no_free_port_means_503() ->
     me = transport.get_extra_info("sockname")[1]
 
     def request(method: str, cseq: int, to_tag: str = "", body: bytes = b"", call_id: str = "re-1") -> bytes:
-        head = (f"{method} sip:ivr@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{cseq}{method}\r\n"
-                f"From: <sip:13800138000@127.0.0.1>;tag=p1\r\nTo: <sip:ivr@127.0.0.1>{';tag=' + to_tag if to_tag else ''}\r\n"
+        tag = ";tag=" + to_tag if to_tag else ""
+        head = (f"{method} sip:ivr@127.0.0.1:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP 127.0.0.1:{me};branch=z9hG4bK{cseq}{method}\r\n"
+                f"From: <sip:13800138000@127.0.0.1>;tag=p1\r\nTo: <sip:ivr@127.0.0.1>{tag}\r\n"
                 f"Call-ID: {call_id}\r\nCSeq: {cseq} {method}\r\nContact: <sip:p@127.0.0.1:{me}>\r\n")
         if body:
             head += "Content-Type: application/sdp\r\n"
@@ -145,7 +147,7 @@ async def test_a_reinvite_keeps_one_media_stream_and_no_free_port_means_503() ->
         transport.sendto(request("INVITE", 2, tag, body=offer), ("127.0.0.1", port))
         again = await final("INVITE")
         assert again.status == 200
-        media_port = lambda m: [l for l in m.body.decode().split("\r\n") if l.startswith("m=")][0]  # noqa: E731
+        media_port = lambda m: [li for li in m.body.decode().split("\r\n") if li.startswith("m=")][0]  # noqa: E731
         assert media_port(again) == media_port(ok)
         assert len(server.clock.sessions) == 1 and len(calls) == 1  # one transmitter, 50 packets/s
         transport.sendto(request("BYE", 3, tag), ("127.0.0.1", port))

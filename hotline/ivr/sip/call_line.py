@@ -33,7 +33,7 @@ class SipCallLine:
             partial += self.dialog.digits.get_nowait()
         return CallerHungUp(partial, failed=self.dialog.failed)
 
-    async def _first(self, *aws: asyncio.Future | asyncio.Task) -> None:  # type: ignore[type-arg]
+    async def _first(self, *aws: asyncio.Future | asyncio.Task) -> None:
         done, pending = await asyncio.wait(aws, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
@@ -49,7 +49,7 @@ class SipCallLine:
     async def _play_frames(self, frames: list[bytes], interruptible: bool) -> str:
         media = self.dialog.media
         drained = media.play(frames)
-        waits: list[asyncio.Future | asyncio.Task] = [drained, asyncio.ensure_future(self.dialog.ended.wait())]  # type: ignore[type-arg]
+        waits: list[asyncio.Future | asyncio.Task] = [drained, asyncio.ensure_future(self.dialog.ended.wait())]
         digit_task = asyncio.ensure_future(self.dialog.digits.get()) if interruptible else None
         if digit_task is not None:
             waits.append(digit_task)
@@ -61,7 +61,7 @@ class SipCallLine:
             raise self._gone()
         return ""
 
-    async def collect(self, max_digits: int, terminator: str, timeout: float, already: str = "") -> str:
+    async def collect(self, max_digits: int, terminator: str, timeout: float, already: str = "") -> str:  # noqa: ASYNC109
         got = already
         while len(got) < max_digits and not (terminator and got.endswith(terminator)):
             if self.dialog.ended.is_set():

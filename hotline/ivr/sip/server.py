@@ -249,7 +249,7 @@ class SipServer(asyncio.DatagramProtocol):
             return b""
         return self.send(sip.response(request, status, to_tag=sip.new_tag(), extra=[_warning(why)]), addr)
 
-    def _reply(self, request: sip.SipMessage, addr: tuple[str, int], status: int, **kwargs) -> bytes:  # type: ignore[no-untyped-def]
+    def _reply(self, request: sip.SipMessage, addr: tuple[str, int], status: int, **kwargs) -> bytes:
         return self.send(sip.response(request, status, **kwargs), request.reply_to or addr)
 
     def _response_destination(self, msg: sip.SipMessage, addr: tuple[str, int]) -> tuple[str, int] | None:
@@ -529,7 +529,7 @@ class SipServer(asyncio.DatagramProtocol):
         return sip.SipMessage(method=method, uri=dialog.remote_target, headers=headers, body=body), dest
 
     async def request(self, dialog: Dialog, method: str, extra: list[tuple[str, str]] | None = None,
-                      timeout: float = 64 * T1) -> sip.SipMessage | None:
+                      timeout: float = 64 * T1) -> sip.SipMessage | None:  # noqa: ASYNC109
         """Send inside the dialog; the final response, or None when none comes.
 
         A host name in Contact or Record-Route is resolved off the loop when [sip] resolve_hostnames
@@ -540,7 +540,7 @@ class SipServer(asyncio.DatagramProtocol):
         return await self.transact(msg, dest, timeout)
 
     async def transact(self, msg: sip.SipMessage, dest: tuple[str, int],
-                       timeout: float = 64 * T1) -> sip.SipMessage | None:
+                       timeout: float = 64 * T1) -> sip.SipMessage | None:  # noqa: ASYNC109
         """Send a request with retransmissions (timer E) until a final response; None when none comes.
 
         `dest` may name a configured host (the registrar): resolved off the loop, whatever
@@ -583,7 +583,7 @@ class SipServer(asyncio.DatagramProtocol):
         await self.request(dialog, "BYE", extra=[("Reason", reason)] if reason else None, timeout=8 * T1)
         dialog.ended.set()
 
-    async def refer(self, dialog: Dialog, uri: str, timeout: float = 30.0) -> bool:
+    async def refer(self, dialog: Dialog, uri: str, timeout: float = 30.0) -> bool:  # noqa: ASYNC109
         """Blind transfer (RFC 3515): True once the far end reports 2xx for the new call."""
         loop = asyncio.get_running_loop()
         dialog.refer_result = loop.create_future()
