@@ -21,13 +21,13 @@ from sqlalchemy import select
 from hotline.actors import Actor
 from hotline.context import AppContext
 from hotline.customers.accounts import current_outages, get_customer, statement
-from hotline.ivr import speech
+from hotline.ivr import call_records, speech
 from hotline.ivr.flows import Flow, Input, Menu, Node, Record
 from hotline.ivr.line import CallerHungUp, CallLine
 from hotline.ivr.prompts import PromptLibrary
 from hotline.tickets import lifecycle
 from hotline.tickets.lifecycle import TicketDraft, TicketError
-from models import Call, Customer, CustomerPhone
+from models import Customer, CustomerPhone
 
 log = logging.getLogger(__name__)
 
@@ -63,13 +63,9 @@ class FlowRunner:
     # --- the call ------------------------------------------------------------------
 
     async def run(self) -> CallState:
-        now = self.ctx.clock()
-        async with self.ctx.sessions.begin() as session:
-            call = Call(sip_call_id=self.line.call_id, caller=self.line.caller, callee=self.line.callee,
-                        started_at=now, answered_at=now)
-            session.add(call)
-            await session.flush()
-            state = self.state = CallState(call.id)
+        call_id = await call_records.begin(self.ctx, sip_call_id=self.line.call_id, caller=self.line.caller,
+                                           callee=self.line.callee, now=self.ctx.clock())
+        state = self.state = CallState(call_id)
         name: str | None = self.flow.start
         try:
             for _ in range(MAX_STEPS):
@@ -94,13 +90,9 @@ class FlowRunner:
         return state
 
     async def _finish(self, state: CallState) -> None:
-        async with self.ctx.sessions.begin() as session:
-            call = await session.get(Call, state.call_id)
-            assert call is not None
-            call.ended_at = self.ctx.clock()
-            call.menu_path, call.digits = state.menu_path, state.digits[-255:]
-            call.account_number, call.outcome = state.account, state.outcome
-            call.ticket_id, call.recording_path = state.ticket_id, state.recording
+        await call_records.end(self.ctx, state.call_id, call_records.CallResult(
+            outcome=state.outcome, menu_path=state.menu_path, digits=state.digits, account_number=state.account,
+            ticket_id=state.ticket_id, recording_path=state.recording), self.ctx.clock())
         try:
             await self.line.hangup()
         except CallerHungUp:

@@ -7,7 +7,7 @@ import logging
 from typing import Any
 
 from hotline.context import AppContext
-from hotline.ivr import speech
+from hotline.ivr import call_records, speech
 from hotline.ivr.engine import FlowRunner
 from hotline.ivr.flows import Flow, FlowError, load_flows
 from hotline.ivr.prompts import PromptLibrary
@@ -17,7 +17,6 @@ from hotline.ivr.sip.call_line import SipCallLine
 from hotline.ivr.sip.registration import Registration
 from hotline.ivr.sip.rtp import PromptFrames
 from hotline.ivr.sip.server import Dialog, SipServer
-from models import Call
 
 log = logging.getLogger(__name__)
 
@@ -93,13 +92,8 @@ class IvrService:
 
     async def _on_rejected(self, call_id: str, caller: str, callee: str, outcome: str) -> None:
         """A call that never reached the menu (no SDP, no common codec, cancelled while ringing) is still recorded."""
-        now = self.ctx.clock()
-        try:
-            async with self.ctx.sessions.begin() as session:
-                session.add(Call(sip_call_id=call_id[:255], caller=caller[:64], callee=callee[:64], started_at=now,
-                                 ended_at=now, outcome=outcome))
-        except Exception:  # e.g. the same Call-ID seen before: nothing more to record
-            log.info("call %s not recorded again", call_id)
+        await call_records.refused(self.ctx, sip_call_id=call_id, caller=caller, callee=callee, outcome=outcome,
+                                   now=self.ctx.clock())
 
     def status(self) -> dict[str, Any]:
         """Up only while the SIP socket is bound and the media clock ticked within the last second

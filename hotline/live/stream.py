@@ -30,6 +30,8 @@ def visible(actor: Actor, event: dict[str, Any]) -> bool:
         return actor.role in AGENTS
     if kind == "resync":
         return True
+    if kind.startswith("call."):
+        return actor.role in AGENTS
     if kind == "ticket.changed":
         return actor.role != "department" or event.get("department_id") == actor.department_id
     return False

@@ -186,3 +186,19 @@ def test_prompts_are_8khz_mono_and_a_recording_overrides_the_text(prompts: Promp
         recorded.unlink()
 
     asyncio.run(go())
+
+
+async def test_a_call_is_recorded_through_its_door_with_live_events(ctx) -> None:
+    """Consoles hear a call begin and end, after each is committed."""
+    from hotline.ivr import call_records
+    heard: list[dict] = []
+    ctx.live.subscribe(heard.append)
+    call_id = await call_records.begin(ctx, sip_call_id="door-1", caller="13800000000", callee="96116",
+                                       now=ctx.clock())
+    await call_records.end(ctx, call_id, call_records.CallResult(outcome="self_served", digits="1"), ctx.clock())
+    await call_records.refused(ctx, sip_call_id="door-2", caller="13800000001", callee="96116", outcome="failed",
+                               now=ctx.clock())
+    await call_records.refused(ctx, sip_call_id="door-2", caller="13800000001", callee="96116", outcome="failed",
+                               now=ctx.clock())  # a retransmitted refusal is recorded once
+    assert [(e["type"], e["outcome"]) for e in heard] == [
+        ("call.started", None), ("call.ended", "self_served"), ("call.ended", "failed")]
