@@ -77,6 +77,11 @@ def test_an_agent_takes_over_replies_and_files_a_ticket_with_the_bots_details(
     resident.say("5")
     resident.sees("感谢您的评价")
     expect(agent.locator("#conv-meta")).to_contain_text("满意度：5分")
+    agent.click("#conv-trail-box summary")  # the conversation's audit trail, like a ticket's
+    trail = agent.locator("#conv-trail")
+    expect(trail).to_contain_text("接入 · 客服小张")
+    expect(trail).to_contain_text("结束会话 · 客服小张")
+    expect(trail).to_contain_text("居民评价 · 居民 （5分）")
 
 
 def test_two_agents_click_take_over_at_once_and_exactly_one_wins(

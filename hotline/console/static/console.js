@@ -296,6 +296,7 @@ async function openConversation(id, quiet = false) {
   clear($("transcript"));
   for (const m of conv.messages) appendMessage(m);
   loadConversationTickets();
+  loadConversationTrail();
 }
 
 function renderConversationHead() {
@@ -363,6 +364,24 @@ $("reply-text").addEventListener("keydown", (ev) => {
 });
 
 // ---- tickets from a conversation ------------------------------------------------------
+
+const CONV_ACTIONS = {
+  create: "开始会话", receive: "居民来信", bot_reply: "智能客服回复", handoff: "转人工", take_over: "接入",
+  reply: "客服回复", notice: "系统通知", hand_back: "转回智能客服", close: "结束会话", rate: "居民评价",
+  delivery_failed: "发送失败",
+};
+
+async function loadConversationTrail() {
+  if (!S.convId || !$("conv-trail-box").open) return;
+  let data;
+  try { data = await api("GET", `/api/conversations/${S.convId}/events`); } catch (_) { return; }
+  clear($("conv-trail"), ...data.items.map((e) => el("li", {},
+    el("span", { class: "meta", text: fmtTime(e.at) }),
+    ` ${CONV_ACTIONS[e.action] || e.action} · ${e.actor.name}`,
+    e.data && e.data.reason ? ` （${HANDOFF[e.data.reason] || e.data.reason}）` : "",
+    e.data && e.data.satisfaction ? ` （${e.data.satisfaction}分）` : "")));
+}
+$("conv-trail-box").addEventListener("toggle", () => loadConversationTrail());
 
 async function loadConversationTickets() {
   if (!S.convId) return;
