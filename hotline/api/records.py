@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import select, update
 
 from hotline.api.registry import (
@@ -20,8 +20,17 @@ from hotline.api.registry import (
     path_id,
     route,
 )
+from hotline.ivr.vocabulary import CALL_OUTCOMES
 from models import Call, Conversation, ConversationEvent, Message, Notification, Ticket
 
+
+def _call_outcome(value: str) -> str:
+    if value not in CALL_OUTCOMES:
+        raise ValueError(f"unknown outcome {value!r}; expected one of {', '.join(CALL_OUTCOMES)}")
+    return value
+
+
+CallOutcome = Annotated[str, AfterValidator(_call_outcome), Field(json_schema_extra={"enum": list(CALL_OUTCOMES)})]
 CONTACT_ROLES = AGENTS | {"service"}
 
 
@@ -36,7 +45,7 @@ class ConversationQuery(BaseModel):
 class CallQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     caller: str | None = None
-    outcome: Literal["self_served", "ticket", "transferred", "voicemail", "abandoned", "failed"] | None = None
+    outcome: CallOutcome | None = None
     limit: int = Field(default=50, ge=1, le=200)
     before_id: int | None = None
 

@@ -308,6 +308,7 @@ class FlowRunner:
         return "some"
 
 
+# The implementations of hotline/ivr/vocabulary.py's actions and conditions (a test checks they match).
 ACTIONS: dict[str, Callable[[FlowRunner, dict[str, str]], Awaitable[str]]] = {
     "lookup_account": FlowRunner._lookup_account,
     "match_caller": FlowRunner._match_caller,

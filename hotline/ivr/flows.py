@@ -15,15 +15,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-ACTIONS = {
-    # name: the outcomes it can report
-    "lookup_account": ("found", "unknown"),
-    "match_caller": ("found", "unknown", "several"),
-    "create_ticket": ("created", "failed"),
-    "list_outages": ("some", "none"),
-    "voicemail_ticket": ("created", "failed"),
-}
-CONDITIONS = ("business_hours", "agents_on_duty", "has_arrears", "caller_area_outage")
+from hotline.ivr.vocabulary import ACTIONS, CALL_OUTCOMES, CONDITIONS
+
 DIGITS = set("0123456789*#")
 
 
@@ -107,6 +100,13 @@ class Node(_Strict):
     hangup: list[str] | None = None  # prompts said before hanging up
     path: str | None = None  # the label written to the call's menu path
     outcome: str | None = None  # the call outcome this node settles (self_served, ticket, …)
+
+    @field_validator("outcome")
+    @classmethod
+    def _known_outcome(cls, value: str | None) -> str | None:
+        if value is not None and value not in CALL_OUTCOMES:
+            raise ValueError(f"unknown outcome {value!r}; known: {', '.join(CALL_OUTCOMES)}")
+        return value
     next: str | None = None
 
     @model_validator(mode="after")

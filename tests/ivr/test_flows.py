@@ -56,3 +56,9 @@ def test_broken_yaml_and_duplicate_names_are_refused(tmp_path: Path) -> None:
     (tmp_path / "copy.yml").write_text(MAIN, encoding="utf-8")
     with pytest.raises(FlowError, match="defined twice"):
         load_flows(tmp_path)
+
+
+def test_the_engine_implements_exactly_the_vocabulary_the_flow_files_may_use() -> None:
+    from hotline.ivr import engine, vocabulary
+    assert set(engine.ACTIONS) == set(vocabulary.ACTIONS)
+    assert set(engine.CONDITIONS) == set(vocabulary.CONDITIONS)
