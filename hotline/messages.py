@@ -30,6 +30,7 @@ PLACES: dict[str, frozenset[str]] = {
     "webchat.bad_format": frozenset(),
     "webchat.too_long": frozenset({"limit"}),
     "webchat.typing": frozenset(),
+    "ivr.outage": frozenset({"title", "starts", "ends"}),
     "wechat.welcome": frozenset(),
     "wechat.voice_not_recognised": frozenset(),
     "wechat.image_received": frozenset(),

@@ -228,7 +228,8 @@ class FlowRunner:
     def _outage_words(self, outage: Any) -> str:
         tz = self.ctx.router.calendar.timezone
         starts, ends = outage.starts_at.astimezone(tz), outage.ends_at.astimezone(tz)
-        return f"{outage.title}，{speech.month_day_clock(starts)}至{speech.month_day_clock(ends)}"
+        return self.ctx.messages("ivr.outage", title=outage.title, starts=speech.month_day_clock(starts),
+                                 ends=speech.month_day_clock(ends))
 
     # --- actions ----------------------------------------------------------------------------
 
