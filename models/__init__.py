@@ -1,13 +1,14 @@
 """The shared store: every channel writes here through these models."""
 from models.base import Base
 from models.call import Call
+from models.callback import CallbackTask
 from models.conversation import Conversation, ConversationEvent, Message
 from models.customer import Bill, Customer, CustomerPhone, Outage, Payment
 from models.staff import Department, Staff, StaffSession
 from models.ticket import Notification, Ticket, TicketAttachment, TicketCounter, TicketEvent
 
 __all__ = [
-    "Base", "Bill", "Call", "Conversation", "ConversationEvent", "Customer", "CustomerPhone", "Department",
+    "Base", "Bill", "Call", "CallbackTask", "Conversation", "ConversationEvent", "Customer", "CustomerPhone", "Department",
     "Message", "Notification", "Outage", "Payment", "Staff", "StaffSession", "Ticket",
     "TicketAttachment", "TicketCounter", "TicketEvent",
 ]

@@ -77,6 +77,14 @@ class Ticket(Base):
     callback_at: Mapped[dt.datetime | None]
     reopen_count: Mapped[int] = mapped_column(default=0)
 
+    # Repairs: the crew's arrival (到场) and its limit.
+    on_site_due_at: Mapped[dt.datetime | None]
+    arrived_at: Mapped[dt.datetime | None]
+    # An extension (延期) the department asked for, until the supervisor decides.
+    extension_due_at: Mapped[dt.datetime | None]
+    extension_reason: Mapped[str | None] = mapped_column(Text)
+    extension_requested_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="TicketEvent.id", lazy="raise")
 
