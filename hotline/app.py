@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hotline.api import auth_views, conversation_actions, customers, meta, queue, records, tickets  # noqa: F401  (routes register on import)
+from hotline.api import reports as reports_api  # noqa: F401  (routes register on import)
 from hotline.api.middleware import errors_middleware, guard
 from hotline.api.openapi import openapi_view
 from hotline.api.registry import CTX, ROUTES
