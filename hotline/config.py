@@ -30,6 +30,8 @@ class HttpConfig:
     # Set when the service is behind HTTPS so session cookies get the Secure flag.
     secure_cookies: bool = False
     session_hours: int = 12
+    # The address residents reach the service at, for links sent to them (survey links); default http://host:port.
+    public_url: str = ""
 
 
 @dataclasses.dataclass
@@ -49,6 +51,20 @@ class ApiConfig:
 class EscalationConfig:
     interval_seconds: float = 30.0
     enabled: bool = True
+
+
+@dataclasses.dataclass
+class CallbackConfig:
+    """The callback (回访) after a resolution; its delay is the `callback` limit of config/routing.yml."""
+
+    calling_hours: str = "08:00-21:00"  # Beijing time; no survey message or call outside them
+    attempts: int = 3  # automatic attempts before the task goes to agents (回访任务)
+    retry_hours: float = 2.0  # at least this long between attempts
+    expire_working_days: int = 3  # unanswered by then: recorded as unreachable and the ticket closed
+    interval_seconds: float = 30.0  # how often the scheduler looks for due tasks
+    enabled: bool = True
+    link_secret: str = ""  # signs survey links (WeChat template messages); empty: a key kept under var/
+    link_valid_hours: int = 72
 
 
 @dataclasses.dataclass
@@ -138,6 +154,7 @@ class Config:
     database: DatabaseConfig = dataclasses.field(default_factory=DatabaseConfig)
     api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
     escalation: EscalationConfig = dataclasses.field(default_factory=EscalationConfig)
+    callback: CallbackConfig = dataclasses.field(default_factory=CallbackConfig)
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
     bot: BotConfig = dataclasses.field(default_factory=BotConfig)
     wechat: WechatConfig = dataclasses.field(default_factory=WechatConfig)
@@ -148,6 +165,10 @@ class Config:
         """Resolve a configured path against the project root."""
         p = Path(relative)
         return p if p.is_absolute() else ROOT / p
+
+    @property
+    def public_url(self) -> str:
+        return (self.http.public_url or f"http://{self.http.host}:{self.http.port}").rstrip("/")
 
     @property
     def var_dir(self) -> Path:

@@ -45,6 +45,7 @@ class AppContext:
 def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> AppContext:
     calendar = load_calendar(config.path(config.service.calendar_file))
     router = load_routing(config.path(config.service.routing_file), calendar)
+    router.callback_expire_working_days = config.callback.expire_working_days
     messages = load_messages(config.path(config.service.messages_file))
     engine = create_engine(config.database_url, echo=config.database.echo)
     bus, live = EventBus(), EventBus()

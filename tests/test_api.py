@@ -199,9 +199,9 @@ async def test_notifications_reach_the_supervisor(client, ctx) -> None:
     await sweep(ctx.sessions, ctx.router, local(2026, 9, 26, 9, 0))
     headers = await login(client, "sun.repair")
     items = (await (await client.get("/api/notifications")).json())["items"]
-    assert {i["kind"] for i in items} == {"response_overdue", "warning", "overdue"}
+    assert {i["kind"] for i in items} == {"response_overdue", "on_site_overdue", "warning", "overdue"}
     assert all(i["ticket"] == number for i in items)
     assert "已超过办理时限" in next(i["message"] for i in items if i["kind"] == "overdue")
     resp = await client.post(f"/api/notifications/{items[0]['id']}/read", headers=headers)
     assert resp.status == 200
-    assert len((await (await client.get("/api/notifications")).json())["items"]) == 2
+    assert len((await (await client.get("/api/notifications")).json())["items"]) == 3

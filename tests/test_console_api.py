@@ -114,7 +114,7 @@ async def test_a_ticket_says_which_actions_the_signed_in_role_may_take(client: T
     assert agent_view["allowed_actions"] == ["assign", "reroute", "comment"]
     await login(client, "crew")
     crew_view = await (await client.get(f"/api/tickets/{ticket['number']}")).json()
-    assert crew_view["allowed_actions"] == ["assign", "comment"]
+    assert crew_view["allowed_actions"] == ["assign", "comment", "request_extension", "return"]
     people = await (await client.get("/api/assignees?department=network_repair")).json()
     assert {p["username"] for p in people["items"]} == {"crew", "sun.repair"}
     assert (await client.get("/api/assignees?department=meter")).status == 404  # not crew's department

@@ -40,8 +40,9 @@ async def test_steps_fire_in_order_and_notify_the_right_people(ctx, staff, clock
     sup = staff["sun.repair"]
 
     assert await sweep(ctx.sessions, ctx.router, local(2026, 9, 24, 12, 59)) == 0
-    assert await sweep(ctx.sessions, ctx.router, local(2026, 9, 24, 13, 1)) == 1
-    assert await _escalations(ctx, number) == [("response_overdue", [sup.id])]
+    # 13:00 is both the response limit and the crew's on-site limit (4 hours for a leak).
+    assert await sweep(ctx.sessions, ctx.router, local(2026, 9, 24, 13, 1)) == 2
+    assert await _escalations(ctx, number) == [("response_overdue", [sup.id]), ("on_site_overdue", [sup.id])]
 
     clock.now = local(2026, 9, 24, 14, 0)
     async with ctx.sessions.begin() as session:
@@ -58,7 +59,7 @@ async def test_steps_fire_in_order_and_notify_the_right_people(ctx, staff, clock
 async def test_a_restart_neither_repeats_nor_loses_a_step(ctx, staff, config, clock) -> None:
     number = await _leak(ctx)
     await sweep(ctx.sessions, ctx.router, local(2026, 9, 24, 13, 30))
-    assert [s for s, _ in await _escalations(ctx, number)] == ["response_overdue"]
+    assert [s for s, _ in await _escalations(ctx, number)] == ["response_overdue", "on_site_overdue"]
     await ctx.engine.dispose()
 
     # The service was down from Thursday afternoon to Saturday; a new process starts.
@@ -68,24 +69,42 @@ async def test_a_restart_neither_repeats_nor_loses_a_step(ctx, staff, config, cl
         recorded = await sweep(restarted.sessions, restarted.router, local(2026, 9, 26, 10, 0))
         assert recorded == 3
         steps = await _escalations(restarted, number)
-        assert [s for s, _ in steps] == ["response_overdue", "warning", "overdue", "overdue_level2"]
+        assert [s for s, _ in steps] == ["response_overdue", "on_site_overdue", "warning", "overdue",
+                                         "overdue_level2"]
         assert steps[-1][1] == [staff["qian.manager"].id]  # level 2 reaches the manager
         assert await sweep(restarted.sessions, restarted.router, local(2026, 9, 30, 10, 0)) == 0
         async with restarted.readers() as session:
             ticket = (await session.execute(select(Ticket).where(Ticket.number == number))).scalar_one()
-        assert ticket.escalation_level == 4 and ticket.next_escalation_at is None
+        assert ticket.escalation_level == 5 and ticket.next_escalation_at is None
     finally:
         await restarted.engine.dispose()
 
 
-async def test_a_response_step_is_skipped_once_the_ticket_is_dispatched(ctx, staff, clock) -> None:
+async def test_response_and_on_site_steps_are_skipped_once_the_crew_is_dispatched_and_on_site(
+        ctx, staff, clock) -> None:
     number = await _leak(ctx)
     clock.advance(hours=1)
     async with ctx.sessions.begin() as session:
         ticket = await lifecycle.get_ticket(session, number, staff["admin"])
         await lifecycle.transition(session, ctx.router, ticket, "assign", staff["admin"], clock(), assignee="crew")
+    clock.advance(hours=1)
+    async with ctx.sessions.begin() as session:
+        ticket = await lifecycle.get_ticket(session, number, staff["crew"])
+        await lifecycle.transition(session, ctx.router, ticket, "arrive", staff["crew"], clock())
+        assert ticket.status == "in_progress" and ticket.arrived_at == clock()
     assert await sweep(ctx.sessions, ctx.router, local(2026, 9, 24, 14, 0)) == 0
     assert await _escalations(ctx, number) == []
+
+
+async def test_a_crew_not_on_site_in_time_is_chased(ctx, staff, clock) -> None:
+    number = await _leak(ctx)
+    clock.advance(hours=1)
+    async with ctx.sessions.begin() as session:
+        ticket = await lifecycle.get_ticket(session, number, staff["admin"])
+        await lifecycle.transition(session, ctx.router, ticket, "assign", staff["admin"], clock(), assignee="crew")
+        assert ticket.on_site_due_at == local(2026, 9, 24, 13, 0)
+    assert await sweep(ctx.sessions, ctx.router, local(2026, 9, 24, 13, 5)) == 1
+    assert await _escalations(ctx, number) == [("on_site_overdue", [staff["sun.repair"].id, staff["crew"].id])]
 
 
 async def test_resolved_work_is_not_chased(ctx, staff, clock) -> None:
@@ -104,9 +123,10 @@ async def test_the_scheduler_task_sweeps_on_its_own(ctx, staff, clock) -> None:
     task = asyncio.create_task(run_scheduler(ctx.sessions, ctx.router, 0.05, clock))
     try:
         for _ in range(100):
-            if len(await _escalations(ctx, number)) == 3:
+            if len(await _escalations(ctx, number)) == 4:
                 break
             await asyncio.sleep(0.05)
     finally:
         task.cancel()
-    assert [s for s, _ in await _escalations(ctx, number)] == ["response_overdue", "warning", "overdue"]
+    assert [s for s, _ in await _escalations(ctx, number)] == ["response_overdue", "on_site_overdue", "warning",
+                                                               "overdue"]

@@ -58,6 +58,7 @@ class TicketAction(_Body):
     category: Category | None = None
     business_type: str | None = Field(default=None, max_length=40)
     priority: Literal["normal", "urgent"] | None = None
+    due_at: dt.datetime | None = Field(default=None, description="request_extension: the new resolution time")
 
 
 class Comment(_Body):
@@ -115,6 +116,9 @@ def ticket_json(ctx: AppContext, ticket: Ticket, depts: dict[int, Department], s
         "responded_at": _iso(ticket.responded_at), "resolved_at": _iso(ticket.resolved_at),
         "closed_at": _iso(ticket.closed_at), "callback_due_at": _iso(ticket.callback_due_at),
         "callback_at": _iso(ticket.callback_at), "callback_result": ticket.callback_result,
+        "on_site_due_at": _iso(ticket.on_site_due_at), "arrived_at": _iso(ticket.arrived_at),
+        "extension": {"due_at": _iso(ticket.extension_due_at), "reason": ticket.extension_reason}
+        if ticket.extension_due_at else None,
         "satisfaction": ticket.satisfaction, "reopen_count": ticket.reopen_count,
         "escalation_level": ticket.escalation_level,
         "overdue": ticket.status in OPEN_STATUSES and ticket.resolution_due_at < now,
@@ -247,6 +251,11 @@ _ACTION_DOCS = {
     "close": "Archive after the callback (归档)",
     "reopen": "Reopen after an unsatisfied callback; needs a note",
     "reroute": "Re-route to another category, business type or priority (转派)",
+    "arrive": "The repair crew is on site (到场)",
+    "request_extension": "Ask for more time (延期): note (the reason) and due_at (the new resolution time)",
+    "approve_extension": "The ticket's supervisor approves the pending extension",
+    "reject_extension": "The ticket's supervisor rejects the pending extension; note optional",
+    "return": "Send back a ticket that is not this department's business (退单); needs a note",
 }
 for _action, _summary in _ACTION_DOCS.items():
     _roles = lifecycle.TRANSITIONS[_action].roles

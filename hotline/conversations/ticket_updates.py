@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
 from typing import Any
 
@@ -10,7 +11,8 @@ from hotline.conversations import service
 
 log = logging.getLogger(__name__)
 
-NOTICES = ("assign", "start", "resolve", "reopen")  # the ticket actions a resident hears of (ticket.* texts)
+# The ticket actions a resident hears of, each with its ticket.* text in config/messages.yml.
+NOTICES = ("assign", "start", "resolve", "reopen", "approve_extension")
 
 
 def subscribe(ctx: AppContext) -> None:
@@ -21,7 +23,9 @@ def subscribe(ctx: AppContext) -> None:
             return
         if event.get("action") not in NOTICES:
             return
-        text = ctx.messages(f"ticket.{event['action']}", ticket=event["ticket"])
+        due = dt.datetime.fromisoformat(event["resolution_due_at"]).astimezone(ctx.router.calendar.timezone)
+        text = ctx.messages(f"ticket.{event['action']}", ticket=event["ticket"],
+                            due=f"{due.month}月{due.day}日{due:%H:%M}")
         task = asyncio.get_running_loop().create_task(service.send(ctx, event["conversation_id"], "system", text))
         tasks.add(task)
         task.add_done_callback(tasks.discard)

@@ -21,8 +21,10 @@ from hotline.actors import RESIDENT, SYSTEM, Actor
 from hotline.channels import registry as channels
 from hotline.events import publish_on_commit
 from hotline.tickets.numbering import next_ticket_number
-from hotline.tickets.routing import Route, Router
+from hotline.tickets.routing import EscalationStep, Route, Router
 from models import (
+    CallbackTask,
+    Conversation,
     Customer,
     CustomerPhone,
     Department,
@@ -65,6 +67,7 @@ class Transition:
     target: str | None  # None: the status stays, or the action decides it
     roles: frozenset[str]  # staff roles allowed; "service" for the API token
     label: str
+    applies: Callable[[Ticket], bool] | None = None  # beyond the status: whether the action makes sense now
 
 
 STAFF = frozenset({"agent", "supervisor", "department", "admin"})
@@ -85,6 +88,16 @@ TRANSITIONS: dict[str, Transition] = {
                           frozenset({"agent", "supervisor", "admin"}), "转派"),
     "comment": Transition(frozenset({"new", "assigned", "in_progress", "resolved", "callback", "closed"}),
                           None, STAFF | {"service"}, "备注"),
+    "arrive": Transition(frozenset({"assigned", "in_progress"}), "in_progress",
+                         frozenset({"department", "supervisor", "admin"}), "到场",
+                         lambda t: t.on_site_due_at is not None and t.arrived_at is None),
+    "request_extension": Transition(frozenset(OPEN_STATUSES), None, frozenset({"department", "admin"}), "申请延期",
+                                    lambda t: t.extension_due_at is None),
+    "approve_extension": Transition(frozenset(OPEN_STATUSES), None, frozenset({"supervisor", "admin"}), "批准延期",
+                                    lambda t: t.extension_due_at is not None),
+    "reject_extension": Transition(frozenset(OPEN_STATUSES), None, frozenset({"supervisor", "admin"}), "驳回延期",
+                                   lambda t: t.extension_due_at is not None),
+    "return": Transition(frozenset(OPEN_STATUSES), "new", frozenset({"department", "admin"}), "退单"),
 }
 
 STATUS_LABELS = {"new": "待派单", "assigned": "已派单", "in_progress": "处理中",
@@ -138,7 +151,8 @@ def _check_role(actor: Actor, action: str, allowed: frozenset[str]) -> None:
 def allowed_actions(actor: Actor, ticket: Ticket) -> list[str]:
     """The actions this actor may take on this ticket now, so a console offers only those."""
     role = _role(actor)
-    return [name for name, spec in TRANSITIONS.items() if ticket.status in spec.sources and role in spec.roles]
+    return [name for name, spec in TRANSITIONS.items()
+            if ticket.status in spec.sources and role in spec.roles and (spec.applies is None or spec.applies(ticket))]
 
 
 def check_ticket_access(actor: Actor, ticket: Ticket) -> None:
@@ -156,9 +170,22 @@ def _event(session: AsyncSession, ticket: Ticket, actor: Actor, action: str, now
     publish_on_commit(session, {
         "type": "ticket.changed", "action": action, "ticket": ticket.number,
         "ticket_id": ticket.id, "department_id": ticket.department_id, "conversation_id": ticket.conversation_id,
-        "status": ticket.status, "at": now.isoformat(),
+        "status": ticket.status, "at": now.isoformat(), "resolution_due_at": ticket.resolution_due_at.isoformat(),
     })
     return evt
+
+
+def notify(session: AsyncSession, ticket: Ticket, staff_ids: Sequence[int | None], kind: str, message: str,
+           now: dt.datetime) -> list[int]:
+    """Notices (督办通知) to staff about a ticket, live after commit; returns who was told."""
+    recipients = list(dict.fromkeys(i for i in staff_ids if i is not None))
+    for staff_id in recipients:
+        session.add(Notification(staff_id=staff_id, ticket_id=ticket.id, kind=kind, message=message,
+                                 created_at=now))
+    if recipients:
+        publish_on_commit(session, {"type": "notification", "kind": kind, "ticket": ticket.number,
+                                    "staff_ids": recipients, "message": message})
+    return recipients
 
 
 _DEPARTMENT_TTL = dt.timedelta(seconds=60)
@@ -196,7 +223,14 @@ def _apply_route(ticket: Ticket, route: Route, dept: tuple[int, int | None]) -> 
     ticket.department_id, ticket.supervisor_id = dept
     ticket.response_due_at = route.response_due_at
     ticket.resolution_due_at = route.resolution_due_at
+    if ticket.arrived_at is None:
+        ticket.on_site_due_at = route.on_site_due_at
     ticket.escalation_level = 0
+
+
+def _steps(router: Router, ticket: Ticket) -> list[tuple[dt.datetime, EscalationStep]]:
+    return router.escalation_times(ticket.clock_started_at, ticket.response_due_at, ticket.resolution_due_at,
+                                   ticket.on_site_due_at)
 
 
 def _arm_escalation(ticket: Ticket, router: Router) -> None:
@@ -204,7 +238,7 @@ def _arm_escalation(ticket: Ticket, router: Router) -> None:
     if ticket.status not in OPEN_STATUSES:
         ticket.next_escalation_at = None
         return
-    steps = router.escalation_times(ticket.clock_started_at, ticket.response_due_at, ticket.resolution_due_at)
+    steps = _steps(router, ticket)
     ticket.next_escalation_at = steps[ticket.escalation_level][0] if ticket.escalation_level < len(steps) else None
 
 
@@ -375,9 +409,31 @@ async def _do_start(step: Step, **_: Any) -> dict[str, Any]:
 async def _do_resolve(step: Step, **_: Any) -> dict[str, Any]:
     if not step.note:
         raise TicketError("resolve needs a note saying what was done", "missing_note")
-    step.ticket.resolved_at = step.now
-    step.ticket.callback_due_at = step.router.callback_due(step.now)
-    return {}
+    ticket = step.ticket
+    ticket.resolved_at = step.now
+    ticket.callback_due_at = step.router.callback_due(step.now)
+    ticket.callback_result = None
+    ticket.extension_due_at = ticket.extension_reason = ticket.extension_requested_by = None
+    await _open_callback_task(step)
+    return {"callback_due_at": ticket.callback_due_at.isoformat()}
+
+
+async def _open_callback_task(step: Step) -> CallbackTask:
+    """Every resolution gets its callback (回访): on the resident's own channel when there is one."""
+    ticket, router, session = step.ticket, step.router, step.session
+    assert ticket.callback_due_at is not None
+    conv = await session.get(Conversation, ticket.conversation_id) if ticket.conversation_id else None
+    task = CallbackTask(
+        ticket_id=ticket.id, resolution=ticket.reopen_count, channel=ticket.channel,
+        conversation_id=conv.id if conv else None, resident_channel=conv.channel if conv else None,
+        external_user=conv.external_user if conv else None, state="pending", due_at=ticket.callback_due_at,
+        expires_at=router.calendar.add_working_days(ticket.callback_due_at, router.callback_expire_working_days),
+        next_attempt_at=ticket.callback_due_at, attempts=[], created_at=step.now)
+    session.add(task)
+    await session.flush()
+    publish_on_commit(session, {"type": "callback.changed", "task_id": task.id, "ticket": ticket.number,
+                                "state": task.state, "manual": False})
+    return task
 
 
 async def _do_callback(step: Step, *, reached: bool | None = None, satisfaction: int | None = None,
@@ -412,6 +468,7 @@ async def _do_reopen(step: Step, **_: Any) -> dict[str, Any]:
     ticket.callback_due_at = None
     ticket.clock_started_at = now
     ticket.response_due_at, ticket.resolution_due_at = route.response_due_at, route.resolution_due_at
+    ticket.on_site_due_at, ticket.arrived_at = route.on_site_due_at, None
     ticket.escalation_level = 0
     ticket.status = "assigned" if ticket.assignee_id else "new"
     return {"resolution_due_at": route.resolution_due_at.isoformat()}
@@ -449,9 +506,91 @@ async def _do_comment(step: Step, **_: Any) -> dict[str, Any]:
     return {}
 
 
+async def _do_arrive(step: Step, **_: Any) -> dict[str, Any]:
+    """The repair crew is on site (到场); measured against the on-site limit."""
+    ticket = step.ticket
+    ticket.arrived_at = step.now
+    ticket.responded_at = ticket.responded_at or step.now
+    assert ticket.on_site_due_at is not None
+    return {"on_time": step.now <= ticket.on_site_due_at, "on_site_due_at": ticket.on_site_due_at.isoformat()}
+
+
+def _local(router: Router, moment: dt.datetime) -> str:
+    return moment.astimezone(router.calendar.timezone).strftime("%Y-%m-%d %H:%M")
+
+
+async def _do_request_extension(step: Step, *, due_at: dt.datetime | None = None, **_: Any) -> dict[str, Any]:
+    """The department asks for more time (延期); the ticket's supervisor decides."""
+    ticket, now = step.ticket, step.now
+    if not step.note:
+        raise TicketError("an extension request needs a reason", "missing_note")
+    if due_at is None:
+        raise TicketError("an extension request needs the new due time (due_at)", "missing_due_at")
+    if due_at.tzinfo is None:
+        raise TicketError("due_at needs a time zone offset", "invalid_due_at")
+    if due_at <= max(ticket.resolution_due_at, now):
+        raise TicketError("the new due time must be later than the current one and than now", "invalid_due_at")
+    ticket.extension_due_at, ticket.extension_reason = due_at, step.note
+    ticket.extension_requested_by = step.actor.id
+    notify(step.session, ticket, [ticket.supervisor_id], "extension_request",
+           f"工单 {ticket.number} 申请延期至 {_local(step.router, due_at)}：{step.note}", now)
+    return {"due_at": due_at.isoformat(), "reason": step.note}
+
+
+def _check_decider(step: Step) -> None:
+    actor, ticket = step.actor, step.ticket
+    if actor.is_staff and actor.role != "admin" and actor.id != ticket.supervisor_id:
+        raise Forbidden("only the ticket's supervisor (督办人) decides on its extension", "forbidden")
+
+
+async def _do_approve_extension(step: Step, **_: Any) -> dict[str, Any]:
+    _check_decider(step)
+    ticket, now = step.ticket, step.now
+    assert ticket.extension_due_at is not None
+    before = ticket.resolution_due_at
+    ticket.resolution_due_at = ticket.extension_due_at
+    # Steps of the new schedule that are already past stay done; the rest are armed again.
+    ticket.escalation_level = sum(1 for moment, _ in _steps(step.router, ticket) if moment <= now)
+    requester = ticket.extension_requested_by
+    ticket.extension_due_at = ticket.extension_reason = ticket.extension_requested_by = None
+    notify(step.session, ticket, [requester], "extension_approved",
+           f"工单 {ticket.number} 延期已批准，新的办理时限 {_local(step.router, ticket.resolution_due_at)}", now)
+    return {"from": before.isoformat(), "resolution_due_at": ticket.resolution_due_at.isoformat()}
+
+
+async def _do_reject_extension(step: Step, **_: Any) -> dict[str, Any]:
+    _check_decider(step)
+    ticket = step.ticket
+    assert ticket.extension_due_at is not None
+    requested = ticket.extension_due_at
+    requester = ticket.extension_requested_by
+    ticket.extension_due_at = ticket.extension_reason = ticket.extension_requested_by = None
+    notify(step.session, ticket, [requester], "extension_rejected",
+           f"工单 {ticket.number} 延期申请未获批准{('：' + step.note) if step.note else ''}", step.now)
+    return {"requested": requested.isoformat()}
+
+
+async def _do_return(step: Step, **_: Any) -> dict[str, Any]:
+    """退单: not this department's business; back to the intake department to be routed again.
+    The resident's clock keeps running: the due times stay."""
+    if not step.note:
+        raise TicketError("a return needs a reason", "missing_note")
+    ticket, router = step.ticket, step.router
+    intake = router.spec.intake_department
+    dept_id, supervisor_id = await _department(step.session, intake)
+    from_id = ticket.department_id
+    ticket.department_id, ticket.supervisor_id, ticket.assignee_id = dept_id, supervisor_id, None
+    ticket.extension_due_at = ticket.extension_reason = ticket.extension_requested_by = None
+    notify(step.session, ticket, [supervisor_id], "returned",
+           f"工单 {ticket.number} 被退回，需重新派单：{step.note}", step.now)
+    return {"from_department_id": from_id, "department": intake, "reason": step.note}
+
+
 ACTIONS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "assign": _do_assign, "start": _do_start, "resolve": _do_resolve, "callback": _do_callback,
     "close": _do_close, "reopen": _do_reopen, "reroute": _do_reroute, "comment": _do_comment,
+    "arrive": _do_arrive, "request_extension": _do_request_extension,
+    "approve_extension": _do_approve_extension, "reject_extension": _do_reject_extension, "return": _do_return,
 }
 
 
@@ -464,6 +603,8 @@ async def transition(session: AsyncSession, router: Router, ticket: Ticket, acti
     for all of them alike.
     """
     spec = check_transition(ticket, action, actor)
+    if spec.applies is not None and not spec.applies(ticket):
+        raise InvalidTransition(f"{action} does not apply to ticket {ticket.number} now", "not_applicable")
     before = ticket.status
     step = Step(session, router, ticket, actor, now, note.strip())
     data = await ACTIONS[action](step, **arguments)
@@ -483,7 +624,7 @@ async def escalate_due_steps(session: AsyncSession, router: Router, ticket: Tick
     The level and the next moment are written in the same transaction as the
     events and notices, so a crash or restart neither repeats nor loses a step.
     """
-    steps = router.escalation_times(ticket.clock_started_at, ticket.response_due_at, ticket.resolution_due_at)
+    steps = _steps(router, ticket)
     recorded = 0
     while ticket.status in OPEN_STATUSES and ticket.escalation_level < len(steps):
         moment, step = steps[ticket.escalation_level]
@@ -492,17 +633,18 @@ async def escalate_due_steps(session: AsyncSession, router: Router, ticket: Tick
         ticket.escalation_level += 1
         if step.only_status and ticket.status not in step.only_status:
             continue
-        recipients = await _escalation_recipients(session, router, ticket, step.notify)
-        local_due = ticket.resolution_due_at.astimezone(router.calendar.timezone).strftime("%Y-%m-%d %H:%M")
+        if step.at == "on_site_due" and ticket.arrived_at is not None:
+            continue
+        due = ticket.on_site_due_at if step.at == "on_site_due" else ticket.resolution_due_at
+        assert due is not None
+        local_due = due.astimezone(router.calendar.timezone).strftime("%Y-%m-%d %H:%M")
         kind = router.business_type(ticket.business_type).name
-        message = f"工单 {ticket.number}（{kind}）{step.label}，办理时限 {local_due}"
-        for staff_id in recipients:
-            session.add(Notification(staff_id=staff_id, ticket_id=ticket.id, kind=step.name,
-                                     message=message, created_at=now))
+        limit = "到场时限" if step.at == "on_site_due" else "办理时限"
+        message = f"工单 {ticket.number}（{kind}）{step.label}，{limit} {local_due}"
+        recipients = notify(session, ticket, await _escalation_recipients(session, router, ticket, step.notify),
+                            step.name, message, now)
         _event(session, ticket, SYSTEM, "escalate", now, ticket.status, note=step.label,
                data={"step": step.name, "level": ticket.escalation_level, "notified": recipients})
-        publish_on_commit(session, {"type": "notification", "kind": step.name, "ticket": ticket.number,
-                                    "staff_ids": recipients, "message": message})
         recorded += 1
     _arm_escalation(ticket, router)
     return recorded

@@ -52,6 +52,7 @@ class Limit(_Strict):
 class Limits(_Strict):
     response: Limit
     resolution: Limit
+    on_site: Limit | None = None  # repairs: the crew on site (到场)
 
 
 class DepartmentSpec(_Strict):
@@ -80,7 +81,7 @@ class BusinessTypeSpec(_Strict):
 
 class EscalationStep(_Strict):
     name: str
-    at: Literal["response_due", "resolution_due"]
+    at: Literal["response_due", "resolution_due", "on_site_due"]
     fraction: float = Field(default=1.0, gt=0, le=1)
     after_hours: float = Field(default=0, ge=0)
     only_status: list[str] | None = None
@@ -95,6 +96,7 @@ class EscalationSpec(_Strict):
 
 class RoutingFile(_Strict):
     departments: dict[str, DepartmentSpec]
+    intake_department: str  # where returned work (退单) goes to be routed again
     categories: dict[Literal["repair", "complaint", "inquiry", "billing"], CategorySpec]
     business_types: dict[str, BusinessTypeSpec]
     callback: Limit
@@ -112,6 +114,8 @@ class RoutingFile(_Strict):
         missing = set(CATEGORIES) - set(self.categories)
         if missing:
             raise ValueError(f"categories missing: {sorted(missing)}")
+        if self.intake_department not in self.departments:
+            raise ValueError("intake_department: unknown department")
         if self.escalation.manager_department not in self.departments:
             raise ValueError("escalation.manager_department: unknown department")
         return self
@@ -127,12 +131,15 @@ class Route:
     resolution_due_at: dt.datetime
     response_limit: Limit
     resolution_limit: Limit
+    on_site_due_at: dt.datetime | None = None
 
 
 class Router:
-    def __init__(self, spec: RoutingFile, calendar: WorkingCalendar) -> None:
+    def __init__(self, spec: RoutingFile, calendar: WorkingCalendar, callback_expire_working_days: int = 3) -> None:
         self.spec = spec
         self.calendar = calendar
+        # A callback nobody answered by then counts as unreachable ([callback] expire_working_days).
+        self.callback_expire_working_days = callback_expire_working_days
 
     def business_type(self, code: str) -> BusinessTypeSpec:
         try:
@@ -158,18 +165,26 @@ class Router:
             response_due_at=limits.response.due(start, self.calendar),
             resolution_due_at=limits.resolution.due(start, self.calendar),
             response_limit=limits.response, resolution_limit=limits.resolution,
+            on_site_due_at=limits.on_site.due(start, self.calendar) if limits.on_site else None,
         )
 
     def callback_due(self, resolved_at: dt.datetime) -> dt.datetime:
         return self.spec.callback.due(resolved_at, self.calendar)
 
     def escalation_times(self, created_at: dt.datetime, response_due_at: dt.datetime,
-                         resolution_due_at: dt.datetime) -> list[tuple[dt.datetime, EscalationStep]]:
+                         resolution_due_at: dt.datetime, on_site_due_at: dt.datetime | None = None,
+                         ) -> list[tuple[dt.datetime, EscalationStep]]:
         """Every step's moment for one ticket, earliest first; a ticket's escalation
-        level is how many of these have been dealt with."""
+        level is how many of these have been dealt with. Steps about arrival on site
+        exist only for tickets with an on-site limit."""
         times = []
         for step in self.spec.escalation.steps:
-            due = response_due_at if step.at == "response_due" else resolution_due_at
+            if step.at == "on_site_due":
+                if on_site_due_at is None:
+                    continue
+                due = on_site_due_at
+            else:
+                due = response_due_at if step.at == "response_due" else resolution_due_at
             moment = created_at + (due - created_at) * step.fraction + dt.timedelta(hours=step.after_hours)
             times.append((moment, step))
         times.sort(key=lambda pair: pair[0])
