@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from hotline import reports
 from hotline.api import auth_views, conversation_actions, customers, meta, queue, records, tickets  # noqa: F401  (routes register on import)
 from hotline.api import reports as reports_api  # noqa: F401  (routes register on import)
 from hotline.api.middleware import errors_middleware, guard
@@ -40,6 +41,7 @@ def create_app(ctx: AppContext) -> web.Application:
     app.router.add_get("/readyz", readyz)
     live.setup(app)
     console.setup(app)
+    reports.setup(app, ctx)
     for plugin in channels.plugins():
         channel = plugin.setup(app, ctx)
         if channel is not None:

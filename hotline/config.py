@@ -65,6 +65,7 @@ class CallbackConfig:
     enabled: bool = True
     link_secret: str = ""  # signs survey links (WeChat template messages); empty: a key kept under var/
     link_valid_hours: int = 72
+    answers_file: str = "config/survey_answers.yml"  # residents' words for 满意 / 基本满意 / 不满意
 
 
 @dataclasses.dataclass
@@ -148,6 +149,16 @@ WECHAT_MODES = ("plaintext", "compatible", "safe")
 
 
 @dataclasses.dataclass
+class MetricsConfig:
+    """Who may read /metrics (Prometheus): these addresses or networks, or anyone with the bearer token."""
+
+    enabled: bool = True
+    allowed: str = "127.0.0.1,::1"  # comma-separated addresses or CIDR networks; empty: none
+    token: str = ""  # bearer token; empty: addresses only
+    sql_max_age_seconds: float = 10.0  # gauges counted by SQL (overdue tickets, queue) are reused this long
+
+
+@dataclasses.dataclass
 class Config:
     service: ServiceConfig = dataclasses.field(default_factory=ServiceConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
@@ -158,6 +169,7 @@ class Config:
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
     bot: BotConfig = dataclasses.field(default_factory=BotConfig)
     wechat: WechatConfig = dataclasses.field(default_factory=WechatConfig)
+    metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     # The sections of channels that bring their own (a ChannelPlugin's `config`): name → its settings.
     channels: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
 
