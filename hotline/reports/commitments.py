@@ -32,7 +32,7 @@ STATIC = Path(__file__).resolve().parent / "static"
 REFRESH_SECONDS = 60.0
 ON_SITE_TYPES = ("burst_main", "no_water")  # 爆管、停水: where the time to arrive matters most
 HEADERS = {
-    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; "
+    "Content-Security-Policy": ("default-src 'none'; style-src 'self'; img-src 'self' data:; base-uri 'none'; "
                                 "form-action 'none'; frame-ancestors 'none'"),
     "X-Frame-Options": "DENY", "X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin",
     "Cache-Control": "public, max-age=60",

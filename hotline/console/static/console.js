@@ -159,11 +159,12 @@ function route() {
   if (target !== view) { location.hash = target; return; }
   S.view = target;
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("current", a.dataset.nav === target);
-  for (const name of ["queue", "tickets", "calls", "notices"]) $(`${name}-view`).hidden = name !== target;
+  for (const name of ["queue", "tickets", "calls", "reports", "notices"]) $(`${name}-view`).hidden = name !== target;
   if (target === "queue") { loadQueue(); if (arg) openConversation(Number(arg)); }
   if (target === "tickets") { loadTickets(); if (arg) openTicket(arg); }
   if (target === "calls") loadCalls();
   if (target === "notices") loadNotices();
+  if (target === "reports") window.HotlineReports?.show(S.me, S.meta);
 }
 window.addEventListener("hashchange", route);
 
