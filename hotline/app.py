@@ -10,11 +10,23 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from hotline import reports
-from hotline.api import auth_views, conversation_actions, customers, meta, queue, records, tickets  # noqa: F401  (routes register on import)
+from hotline.api import (  # noqa: F401  (routes register on import)
+    auth_views,
+    callbacks,
+    conversation_actions,
+    customers,
+    meta,
+    nlu_feedback,
+    queue,
+    records,
+    tickets,
+)
 from hotline.api import reports as reports_api  # noqa: F401  (routes register on import)
 from hotline.api.middleware import errors_middleware, guard
 from hotline.api.openapi import openapi_view
 from hotline.api.registry import CTX, ROUTES
+from hotline.callbacks import links as survey_links
+from hotline.callbacks.scheduler import run_scheduler as run_callback_scheduler
 from hotline.channels import registry as channels
 from hotline.console import views as console
 from hotline.context import AppContext
@@ -46,6 +58,7 @@ def create_app(ctx: AppContext) -> web.Application:
         channel = plugin.setup(app, ctx)
         if channel is not None:
             ctx.channels[plugin.info.name] = channel
+    survey_links.setup(app, ctx)
     ticket_updates.subscribe(ctx)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_live_fanout)
@@ -107,13 +120,15 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     warn_about_coverage(ctx.router.calendar, ctx.today())
     async with ctx.sessions.begin() as session:
         await sync_departments(session, ctx.router)
-    scheduler = None
+    schedulers = []
     if ctx.config.escalation.enabled:
-        scheduler = asyncio.create_task(
+        schedulers.append(asyncio.create_task(
             run_scheduler(ctx.sessions, ctx.router, ctx.config.escalation.interval_seconds, ctx.clock),
-            name="escalation-scheduler")
+            name="escalation-scheduler"))
+    if ctx.config.callback.enabled:
+        schedulers.append(asyncio.create_task(run_callback_scheduler(ctx), name="callback-scheduler"))
     yield
-    if scheduler is not None:
+    for scheduler in schedulers:
         scheduler.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await scheduler

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hotline.callbacks.answers import SurveyWords, load_survey_words
 from hotline.config import Config
 from hotline.conversations.bot_queue import BotQueue
 from hotline.events import EventBus
@@ -28,6 +29,7 @@ class AppContext:
     readers: async_sessionmaker[AsyncSession]  # for reads only
     router: Router
     messages: Messages  # the catalogue of what residents hear and read
+    survey_words: SurveyWords  # how residents answer the callback survey
     bus: EventBus  # this process's committed changes; side effects that must run once hang off it
     live: EventBus  # what consoles hear: `bus` plus, on PostgreSQL, the other processes' events
     origin: str  # this process's name on the NOTIFY channel
@@ -47,6 +49,7 @@ def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> 
     router = load_routing(config.path(config.service.routing_file), calendar)
     router.callback_expire_working_days = config.callback.expire_working_days
     messages = load_messages(config.path(config.service.messages_file))
+    survey_words = load_survey_words(config.path(config.callback.answers_file))
     engine = create_engine(config.database_url, echo=config.database.echo)
     bus, live = EventBus(), EventBus()
     bus.subscribe(live.publish)
@@ -58,6 +61,6 @@ def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> 
     sessions.configure(info=info)
     readers = session_factory(read_only(engine))
     return AppContext(config=config, engine=engine, sessions=sessions, readers=readers, router=router,
-                      messages=messages,
+                      messages=messages, survey_words=survey_words,
                       bus=bus, live=live, origin=origin, clock=clock,
                       bot_queue=BotQueue(config.bot.concurrency, config.bot.queue_size))

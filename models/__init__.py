@@ -8,7 +8,7 @@ from models.staff import Department, Staff, StaffSession
 from models.ticket import Notification, Ticket, TicketAttachment, TicketCounter, TicketEvent
 
 __all__ = [
-    "Base", "Bill", "Call", "CallbackTask", "Conversation", "ConversationEvent", "Customer", "CustomerPhone", "Department",
-    "Message", "Notification", "Outage", "Payment", "Staff", "StaffSession", "Ticket",
+    "Base", "Bill", "Call", "CallbackTask", "Conversation", "ConversationEvent", "Customer", "CustomerPhone",
+    "Department", "Message", "Notification", "Outage", "Payment", "Staff", "StaffSession", "Ticket",
     "TicketAttachment", "TicketCounter", "TicketEvent",
 ]

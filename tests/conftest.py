@@ -109,6 +109,7 @@ def config(db_url: str, tmp_path: Path) -> Config:
     cfg.service.var_dir = str(tmp_path / "var")
     cfg.api.service_token = SERVICE_TOKEN
     cfg.escalation.enabled = False  # tests drive the sweep themselves
+    cfg.callback.enabled = False  # and the callback sweep
     cfg.bot.enabled = False  # the bot's tests start Rasa once for the whole module
     cfg.sip.enabled = False  # the IVR's SIP tests start their own service process
     return cfg

@@ -33,6 +33,7 @@ from tests.test_conversations import FakeRasa
 class FakeWeChat:
     def __init__(self) -> None:
         self.sent: list[dict[str, Any]] = []
+        self.templates: list[dict[str, Any]] = []
         self.tokens_issued = 0
         self.fail_next: list[int] = []
 
@@ -49,6 +50,10 @@ class FakeWeChat:
         self.sent.append({"token": request.query["access_token"], **body})
         return web.json_response({"errcode": 0, "errmsg": "ok"})
 
+    async def template(self, request: web.Request) -> web.Response:
+        self.templates.append({"token": request.query["access_token"], **await request.json()})
+        return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": len(self.templates)})
+
 
 @pytest.fixture
 def wechat_mode() -> str:
@@ -63,6 +68,7 @@ async def wechat(ctx, staff, wechat_mode) -> AsyncIterator[tuple[TestClient, Fak
     rasa_app.router.add_post("/webhooks/rest/webhook", fake_rasa.webhook)
     wx_app.router.add_get("/cgi-bin/token", fake_wx.token)
     wx_app.router.add_post("/cgi-bin/message/custom/send", fake_wx.send)
+    wx_app.router.add_post("/cgi-bin/message/template/send", fake_wx.template)
     async with TestServer(rasa_app) as rasa_server, TestServer(wx_app) as wx_server:
         ctx.bot = RasaClient(str(rasa_server.make_url("/")), timeout=10.0)
         ctx.config.wechat.token, ctx.config.wechat.app_id = wx.TOKEN, wx.APP_ID

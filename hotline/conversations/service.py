@@ -25,12 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import BOT, RESIDENT, SYSTEM, Actor
+from hotline.callbacks import tasks as callback_tasks
 from hotline.channels.base import Delivery
 from hotline.context import AppContext
 from hotline.events import publish_on_commit
 from hotline.rasa.client import BotReply, BotUnavailable
 from hotline.tickets.lifecycle import MEDIA_KINDS, attach_media
-from models import Conversation, ConversationEvent, Customer, Message, Ticket
+from models import CallbackTask, Conversation, ConversationEvent, Customer, Message, Ticket
 from models.ticket import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
@@ -158,10 +159,14 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
     """
     now = ctx.clock()
     outbox: list[Message] = []
-    rated = False
+    taken = False  # answered here (a rating, a survey answer): not for the bot
     try:
         async with ctx.sessions.begin() as session:
             pending = await _awaiting_rating(session, channel, user, now)
+            survey = await callback_tasks.survey_waiting_for(session, channel, user)
+            if survey is not None and pending is not None and pending.rating_requested_at \
+                    and survey.asked_at and survey.asked_at > pending.rating_requested_at:
+                pending = None  # the survey asked last: a digit answers it, not the old rating
             if pending is not None and text.strip() in {"1", "2", "3", "4", "5"}:
                 conv = pending
                 msg = await _message(session, conv, RESIDENT, "receive", direction="in", sender_kind="resident",
@@ -170,7 +175,7 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
                 _change(session, conv, RESIDENT, "rate", now, conv.status, "conversation.rated",
                         {"satisfaction": conv.satisfaction}, satisfaction=conv.satisfaction)
                 outbox.append(await _say(session, conv, "system", ctx.messages("conversation.rated"), now))
-                rated = True
+                taken = True
             else:
                 conv = await _open_conversation(session, channel, user, now)
                 if remember:
@@ -183,6 +188,10 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
                         Ticket.conversation_id == conv.id, Ticket.status.in_(OPEN_STATUSES)))).scalars().all()
                     for ticket in open_tickets:
                         attach_media(session, ticket, msg, now)
+                elif to_bot:
+                    answered, reply = await _survey_reply(ctx, session, conv, survey, text, now)
+                    taken = taken or answered
+                    outbox += [reply] if reply is not None else []
             status, conv_id, msg_id = conv.status, conv.id, msg.id
             slots = {k: v for k, v in conv.slots.items() if k != "learned"}  # what the channel knows, for the bot
     except IntegrityError:
@@ -200,9 +209,38 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
         except Exception:  # e.g. the resident's socket closed: the message is stored and still answered
             log.info("could not acknowledge message %s", msg_id, exc_info=True)
     await _deliver(ctx, conv, outbox)
-    if not rated and status == "bot" and to_bot:
+    if not taken and status == "bot" and to_bot:
         await ask_bot(ctx, conv_id, text, {**slots, **(metadata or {})})
     return received
+
+
+async def _survey_reply(ctx: AppContext, session: AsyncSession, conv: Conversation, task: CallbackTask | None,
+                        text: str, now: dt.datetime) -> tuple[bool, Message | None]:
+    """The callback survey takes a resident's answer before the bot does; anything else goes on to the bot."""
+    answer = ctx.survey_words.read(text)
+    if answer is None:
+        return False, None
+    if task is None:
+        done = await callback_tasks.recently_answered(session, conv.channel, conv.external_user,
+                                                      now - RATING_WINDOW)
+        if done is None or answer == "unclear":
+            return False, None
+        ticket = await session.get(Ticket, done.ticket_id)
+        assert ticket is not None
+        return True, await _say(session, conv, "system", ctx.messages("callback.already", ticket=ticket.number), now)
+    ticket = await session.get(Ticket, task.ticket_id)
+    assert ticket is not None
+    _audit(session, conv, RESIDENT, "survey_answer", now, conv.status, {"ticket": ticket.number, "answer": answer})
+    if answer == "unclear":
+        if task.reasks == 0:
+            task.reasks, task.asked_at = 1, now
+            return True, await _say(session, conv, "system", ctx.messages("callback.ask_again"), now)
+        callback_tasks.record_unclear(session, task, ticket.number, now)
+        return True, await _say(session, conv, "system", ctx.messages("callback.unclear_recorded"), now)
+    await callback_tasks.record_answer(session, ctx.router, task, answer, RESIDENT, now)
+    if answer == "dissatisfied":
+        return True, None  # the reopen's own notice tells the resident the new date
+    return True, await _say(session, conv, "system", ctx.messages("callback.thanks", ticket=ticket.number), now)
 
 
 # --- the bot ------------------------------------------------------------------------------------------

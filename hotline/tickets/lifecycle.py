@@ -142,8 +142,8 @@ def _role(actor: Actor) -> str:
 
 def _check_role(actor: Actor, action: str, allowed: frozenset[str]) -> None:
     role = _role(actor)
-    if actor.kind == "system":
-        return
+    if actor.kind in ("system", "resident"):
+        return  # the service itself, or acting on a resident's own answer (residents never reach the API)
     if role not in allowed:
         raise Forbidden(f"role {role!r} may not {action} a ticket", "forbidden")
 
@@ -436,8 +436,21 @@ async def _open_callback_task(step: Step) -> CallbackTask:
     return task
 
 
+# The survey's answers as a 1-5 satisfaction, and back.
+ANSWER_SATISFACTION = {"satisfied": 5, "basically_satisfied": 3, "dissatisfied": 1}
+
+
+def _answer_of(reached: bool, satisfaction: int | None) -> str:
+    if not reached:
+        return "unreachable"
+    if satisfaction is None:
+        return "unclear"
+    return "satisfied" if satisfaction >= 4 else "basically_satisfied" if satisfaction == 3 else "dissatisfied"
+
+
 async def _do_callback(step: Step, *, reached: bool | None = None, satisfaction: int | None = None,
-                       **_: Any) -> dict[str, Any]:
+                       result: str | None = None, **_: Any) -> dict[str, Any]:
+    """The callback's result; it also settles the resolution's callback task, however it was reached."""
     if reached is None:
         raise TicketError("callback needs reached: true or false", "missing_reached")
     if reached and satisfaction is None:
@@ -449,7 +462,17 @@ async def _do_callback(step: Step, *, reached: bool | None = None, satisfaction:
     ticket.callback_at = step.now
     ticket.callback_result = step.note or ("已回访" if reached else "未联系上")
     ticket.satisfaction = satisfaction
-    return {"reached": reached, "satisfaction": satisfaction}
+    answer = result or _answer_of(reached, satisfaction)
+    task = (await step.session.execute(select(CallbackTask).where(
+        CallbackTask.ticket_id == ticket.id, CallbackTask.resolution == ticket.reopen_count))).scalar_one_or_none()
+    if task is not None and task.state in ("pending", "in_progress"):
+        task.state = "answered" if reached else "unreachable"
+        task.result, task.answered_at, task.answered_by = answer, step.now, step.actor.name
+        task.next_attempt_at, task.manual = None, False
+        task.note = step.note
+        publish_on_commit(step.session, {"type": "callback.changed", "task_id": task.id, "ticket": ticket.number,
+                                         "state": task.state, "manual": False})
+    return {"reached": reached, "satisfaction": satisfaction, "result": answer}
 
 
 async def _do_close(step: Step, **_: Any) -> dict[str, Any]:
@@ -616,6 +639,15 @@ async def transition(session: AsyncSession, router: Router, ticket: Ticket, acti
     _event(session, ticket, actor, action, now, before, note=step.note, data=data)
     await session.flush()
     return ticket
+
+
+def escalate_reopened(session: AsyncSession, router: Router, ticket: Ticket, now: dt.datetime) -> None:
+    """A dissatisfied resident's reopened ticket is chased at once: its supervisor and assignee hear of it."""
+    local_due = _local(router, ticket.resolution_due_at)
+    message = f"工单 {ticket.number} 回访不满意，已重办，办理时限 {local_due}"
+    recipients = notify(session, ticket, [ticket.supervisor_id, ticket.assignee_id], "reopened", message, now)
+    _event(session, ticket, SYSTEM, "escalate", now, ticket.status, note="回访不满意，重办督办",
+           data={"step": "reopened", "level": 1, "notified": recipients})
 
 
 async def escalate_due_steps(session: AsyncSession, router: Router, ticket: Ticket, now: dt.datetime) -> int:

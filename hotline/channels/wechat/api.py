@@ -69,6 +69,12 @@ class WeChatApi:
         await self.post("/cgi-bin/message/custom/send",
                         {"touser": openid, "msgtype": "text", "text": {"content": text}})
 
+    async def send_template(self, openid: str, template_id: str, url: str, fields: dict[str, str]) -> None:
+        """A template message (模板消息): allowed outside the 48-hour window, for the templates granted."""
+        await self.post("/cgi-bin/message/template/send", {
+            "touser": openid, "template_id": template_id, "url": url,
+            "data": {name: {"value": value} for name, value in fields.items()}})
+
     async def close(self) -> None:
         if self._session is not None:
             await self._session.close()

@@ -1,0 +1,155 @@
+"""The callback scheduler: one task beside the escalation scheduler that carries out due callbacks.
+
+A due task is claimed (FOR UPDATE SKIP LOCKED on PostgreSQL, so several
+processes never carry out one task twice), and its attempt is recorded and
+committed before anything reaches the resident: a crash after the commit loses
+one message, never sends two. Nothing goes out outside calling hours; a task
+due while the service was down is carried out once when it is back.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotline.actors import SYSTEM
+from hotline.callbacks import links
+from hotline.callbacks import tasks as callback_tasks
+from hotline.channels import registry as channels
+from hotline.context import AppContext
+from hotline.conversations import service
+from models import CallbackTask, Ticket
+
+log = logging.getLogger(__name__)
+
+
+def calling_window(spec: str) -> tuple[dt.time, dt.time]:
+    """"08:00-21:00" → (08:00, 21:00), Beijing time."""
+    try:
+        start, end = (dt.time.fromisoformat(part.strip()) for part in spec.split("-"))
+    except ValueError as exc:
+        raise ValueError(f"[callback] calling_hours: expected HH:MM-HH:MM, got {spec!r}") from exc
+    if start >= end:
+        raise ValueError(f"[callback] calling_hours: {spec!r} ends before it starts")
+    return start, end
+
+
+def next_calling_time(now: dt.datetime, window: tuple[dt.time, dt.time], tz: dt.tzinfo) -> dt.datetime:
+    """Now, when inside the calling hours; otherwise when they next begin."""
+    local = now.astimezone(tz)
+    start, end = window
+    if start <= local.time() < end:
+        return now
+    day = local.date() if local.time() < start else local.date() + dt.timedelta(days=1)
+    return dt.datetime.combine(day, start, tzinfo=tz).astimezone(dt.UTC)
+
+
+@dataclass
+class Survey:
+    """A survey message to send after the claim has committed."""
+
+    task_id: int
+    conversation_id: int
+    ticket: str
+    text: str
+    resident: str
+
+
+async def sweep(ctx: AppContext, now: dt.datetime, batch: int = 100) -> int:
+    """Carry out every callback task due at `now`; returns how many tasks were handled."""
+    cfg = ctx.config.callback
+    window = calling_window(cfg.calling_hours)
+    tz = ctx.router.calendar.timezone
+    handled = 0
+    while True:
+        surveys: list[Survey] = []
+        async with ctx.sessions.begin() as session:
+            stmt = (select(CallbackTask).where(CallbackTask.next_attempt_at <= now)
+                    .order_by(CallbackTask.next_attempt_at, CallbackTask.id).limit(batch))
+            if session.get_bind().dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            due = list((await session.execute(stmt)).scalars())
+            for task in due:
+                ticket = await session.get(Ticket, task.ticket_id)
+                assert ticket is not None
+                if now >= task.expires_at:
+                    if task.state in callback_tasks.OPEN_STATES:
+                        await callback_tasks.record_answer(session, ctx.router, task, "unreachable", SYSTEM, now,
+                                                           note="回访期限内未联系上居民", expired=True)
+                    task.next_attempt_at = None
+                    continue
+                when = next_calling_time(now, window, tz)
+                if when > now:
+                    task.next_attempt_at = min(when, task.expires_at)
+                    continue
+                survey = await _attempt(ctx, session, task, ticket, now)
+                if survey is not None:
+                    surveys.append(survey)
+            handled += len(due)
+        for survey in surveys:
+            await _send(ctx, survey, now)
+        if len(due) < batch:
+            return handled
+
+
+async def _attempt(ctx: AppContext, session: AsyncSession, task: CallbackTask, ticket: Ticket,
+                   now: dt.datetime) -> Survey | None:
+    """Record the next attempt on the resident's channel, or hand the task to agents."""
+    cfg = ctx.config.callback
+    automatic = [a for a in task.attempts if a.get("channel") != "agent"]
+    info = {i.name: i for i in channels.infos()}.get(task.resident_channel or "")
+    if task.manual:
+        task.next_attempt_at = task.expires_at  # waiting for an agent; expiry is what remains to watch
+        return None
+    if info is None or not info.conversations or task.conversation_id is None or task.external_user is None:
+        callback_tasks.hand_to_agents(session, task, ticket.number, "居民无在线渠道，需电话回访")
+        return None
+    if len(automatic) >= cfg.attempts:
+        callback_tasks.hand_to_agents(session, task, ticket.number, f"{cfg.attempts}次回访未获答复，需电话回访")
+        return None
+    task.state, task.asked_at, task.reasks = "in_progress", now, 0
+    callback_tasks.add_attempt(task, info.name, now, "sent")
+    retry = now + dt.timedelta(hours=cfg.retry_hours)
+    task.next_attempt_at = min(retry, task.expires_at)
+    callback_tasks.changed(session, task, ticket.number)
+    text = ctx.messages("callback.survey", ticket=ticket.number,
+                        resolution=await callback_tasks.resolution_note(session, ticket.id) or "已处理完毕")
+    return Survey(task.id, task.conversation_id, ticket.number, text, task.external_user)
+
+
+async def _send(ctx: AppContext, survey: Survey, now: dt.datetime) -> None:
+    """After commit: the survey on the resident's conversation; outside WeChat's 48-hour window, the
+    template message with a signed link to the same survey."""
+    msg = await service.send(ctx, survey.conversation_id, "system", survey.text)
+    # sent; stored (a web resident not online: they see it when they come back); failed
+    result = "failed" if msg is None else {"delivered": "sent"}.get(msg.delivery_status, msg.delivery_status)
+    if result == "failed" and msg is not None and (msg.delivery_error or "").startswith("45015"):
+        channel = ctx.channels.get("wechat")
+        send_template = getattr(channel, "send_survey_template", None)
+        if send_template is not None:
+            url = links.survey_url(ctx, survey.task_id, now)
+            result = "template_sent" if await send_template(survey.resident, survey.ticket, url) else "failed"
+    if result != "sent":
+        async with ctx.sessions.begin() as session:
+            task = await session.get(CallbackTask, survey.task_id)
+            if task is not None and task.attempts:
+                task.attempts = [*task.attempts[:-1], {**task.attempts[-1], "result": result}]
+
+
+async def run_scheduler(ctx: AppContext) -> None:
+    """Look for due callbacks every [callback] interval_seconds, for as long as the service runs."""
+    interval = ctx.config.callback.interval_seconds
+    while True:
+        try:
+            count = await sweep(ctx, ctx.clock())
+            if count:
+                log.info("callbacks: %d task(s) handled", count)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bad row or a database hiccup must not end the scheduler
+            log.exception("callback sweep failed; retrying")
+        await asyncio.sleep(interval)
