@@ -30,7 +30,7 @@ def visible(actor: Actor, event: dict[str, Any]) -> bool:
         return actor.role in AGENTS
     if kind == "resync":
         return True
-    if kind.startswith("call."):
+    if kind.startswith("call.") or kind == "callback.changed":
         return actor.role in AGENTS
     if kind == "ticket.changed":
         return actor.role != "department" or event.get("department_id") == actor.department_id

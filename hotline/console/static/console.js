@@ -19,7 +19,11 @@ const HANDOFF = { requested: "居民要求人工", fallback: "机器人未能理
   api_unavailable: "业务系统不可用", bot_unavailable: "智能客服不可用" };
 const SENDERS = { resident: "居民", bot: "智能客服", agent: "客服", system: "系统" };
 const ACTIONS = { assign: "派单", start: "开始处理", resolve: "办结", callback: "记录回访", close: "归档",
-  reopen: "重新处理", reroute: "转派", comment: "备注", create: "创建", link: "关联会话", escalate: "督办" };
+  reopen: "重新处理", reroute: "转派", comment: "备注", create: "创建", link: "关联会话", escalate: "督办",
+  arrive: "到场", request_extension: "申请延期", approve_extension: "批准延期", reject_extension: "驳回延期",
+  return: "退单", attach: "附件" };
+const ANSWERS = { satisfied: "满意", basically_satisfied: "基本满意", dissatisfied: "不满意", unclear: "未能识别",
+  unreachable: "未联系上" };
 const OUTCOMES = { self_served: "自助服务", ticket: "已建工单", transferred: "已转人工", voicemail: "语音留言",
   abandoned: "中途挂机", failed: "失败" };
 const ERRORS = {
@@ -131,6 +135,7 @@ async function start() {
   connectLive();
   route();
   loadNotices();
+  if (can("agent", "supervisor", "admin")) loadCallbacks();
 }
 
 $("login-form").addEventListener("submit", async (ev) => {
@@ -159,10 +164,11 @@ function route() {
   if (target !== view) { location.hash = target; return; }
   S.view = target;
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("current", a.dataset.nav === target);
-  for (const name of ["queue", "tickets", "calls", "reports", "notices"]) $(`${name}-view`).hidden = name !== target;
+  for (const name of ["queue", "tickets", "calls", "callbacks", "reports", "notices"]) $(`${name}-view`).hidden = name !== target;
   if (target === "queue") { loadQueue(); if (arg) openConversation(Number(arg)); }
   if (target === "tickets") { loadTickets(); if (arg) openTicket(arg); }
   if (target === "calls") loadCalls();
+  if (target === "callbacks") loadCallbacks();
   if (target === "notices") loadNotices();
   if (target === "reports") window.HotlineReports?.show(S.me, S.meta);
 }
@@ -221,11 +227,14 @@ function onEvent(evt) {
     toast(evt.message || "新的督办通知", true);
     loadNotices();
   }
+  if (type === "callback.changed") later("callbacks", loadCallbacks);
+  if (type.startsWith("call.") && S.view === "calls") later("calls", loadCalls);
 }
 
 function refreshView() {
   if (S.view === "tickets") { loadTickets(); if (S.ticket) openTicket(S.ticket.number, true); }
   if (S.view === "calls") loadCalls();
+  if (S.view === "callbacks") loadCallbacks();
   if (S.view === "queue" && S.convId) openConversation(S.convId, true);
 }
 
@@ -347,6 +356,19 @@ $("take-over").addEventListener("click", () => conversationAction("take_over"));
 $("hand-back").addEventListener("click", () => conversationAction("hand_back"));
 $("close-conv").addEventListener("click", () => {
   if (confirm("结束会话后将请居民评价，确定结束吗？")) conversationAction("close");
+});
+// The bot's category was wrong: the agent gives the right one, kept for the next round of training data.
+const NLU_INTENTS = { repair: "报修", complaint: "投诉", inquiry: "咨询", billing: "查询/缴费", handoff: "转人工" };
+$("nlu-wrong").addEventListener("click", () => {
+  fillSelect($("nlu-intent"), NLU_INTENTS, "", "正确的类别");
+  $("nlu-fix").hidden = !$("nlu-fix").hidden;
+});
+$("nlu-send").addEventListener("click", async () => {
+  if (!$("nlu-intent").value) return;
+  if (await conversationAction("nlu_feedback", { correct_intent: $("nlu-intent").value })) {
+    $("nlu-fix").hidden = true;
+    toast("已记录，留作下一轮训练数据");
+  }
 });
 $("reply-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
@@ -518,6 +540,8 @@ async function openTicket(number, quiet = false) {
     ["受理时间", fmtTime(t.created_at)],
     ["响应时限", `${t.response_limit_text || ""}（${fmtTime(t.response_due_at)}前）`],
     ["办结时限", `${t.resolution_limit_text || ""}（${fmtTime(t.resolution_due_at)}前）`],
+    ["到场", t.arrived_at ? `${fmtTime(t.arrived_at)} 已到场` : t.on_site_due_at ? `应于${fmtTime(t.on_site_due_at)}前到场` : ""],
+    ["延期申请", t.extension ? `申请延至${fmtTime(t.extension.due_at)}：${t.extension.reason}（待督办人审批）` : ""],
     ["回访", t.callback_at ? `${fmtTime(t.callback_at)} ${t.callback_result || ""}` : `应于${fmtTime(t.callback_due_at) || "办结后"}回访`],
     ["满意度", t.satisfaction ? `${t.satisfaction}分` : ""],
     ["督办级别", t.escalation_level ? `第${t.escalation_level}级` : ""],
@@ -563,6 +587,9 @@ async function chooseAction(action) {
       el("option", { value: "true", text: "已联系上" }), el("option", { value: "false", text: "未联系上" }))),
     el("label", {}, "满意度 ", el("select", { id: "a-satisfaction" }, el("option", { value: "", text: "未评价" }),
       ...[5, 4, 3, 2, 1].map((n) => el("option", { value: n, text: `${n}分` })))), noteInput(false, "回访记录"));
+  } else if (action === "request_extension") {
+    parts.push(el("label", {}, "延至 ", el("input", { id: "a-due-at", type: "datetime-local", required: true })),
+      noteInput(true, "延期原因"));
   } else if (action === "reroute") {
     const cat = el("select", { id: "a-category" });
     const bt = el("select", { id: "a-business-type" });
@@ -571,7 +598,8 @@ async function chooseAction(action) {
     cat.addEventListener("change", () => fillSelect(bt, businessTypesOf(cat.value), "", "按类别默认"));
     parts.push(el("label", {}, "类别 ", cat), el("label", {}, "业务类型 ", bt), noteInput(false, "转派原因"));
   } else {
-    parts.push(noteInput(["resolve", "reopen", "comment"].includes(action), action === "resolve" ? "办理结果" : "说明"));
+    parts.push(noteInput(["resolve", "reopen", "comment", "return"].includes(action),
+      { resolve: "办理结果", return: "退单原因" }[action] || "说明"));
   }
   parts.push(el("button", { type: "submit", id: "a-submit", class: "primary", text: `确认${ACTIONS[action] || action}` }));
   clear(box, ...parts);
@@ -588,6 +616,7 @@ $("t-action-form").addEventListener("submit", async (ev) => {
     body.reached = value("a-reached") === "true";
     if (value("a-satisfaction")) body.satisfaction = Number(value("a-satisfaction"));
   }
+  if (action === "request_extension" && value("a-due-at")) body.due_at = new Date(value("a-due-at")).toISOString();
   if (action === "reroute") {
     body.category = value("a-category");
     if (value("a-business-type")) body.business_type = value("a-business-type");
@@ -617,6 +646,11 @@ function tickCountdown() {
   const left = new Date(t.resolution_due_at).getTime() - Date.now();
   box.className = left < 0 ? "countdown overdue" : "countdown";
   box.textContent = left < 0 ? `已超过办结时限 ${fmtSpan(-left)}` : `距办结时限还有 ${fmtSpan(left)}`;
+  if (t.on_site_due_at && !t.arrived_at) {  // repairs: the crew's arrival has its own limit
+    const site = new Date(t.on_site_due_at).getTime() - Date.now();
+    if (site < 0) box.className = "countdown overdue";
+    box.textContent += site < 0 ? `；已超过到场时限 ${fmtSpan(-site)}` : `；距到场时限还有 ${fmtSpan(site)}`;
+  }
 }
 
 // ---- calls and notices -----------------------------------------------------------------
@@ -629,6 +663,38 @@ async function loadCalls() {
     el("td", { text: (c.menu_path || []).join(" → ") }), el("td", { text: OUTCOMES[c.outcome] || c.outcome || "进行中" }),
     el("td", {}, c.ticket_number ? el("a", { href: `#tickets/${c.ticket_number}`, text: c.ticket_number }) : ""),
     el("td", {}, c.recording_url ? el("audio", { controls: true, preload: "none", src: c.recording_url }) : ""))));
+}
+
+// ---- callback tasks (回访任务) -------------------------------------------------------
+
+async function loadCallbacks() {
+  let data;
+  try { data = await api("GET", "/api/callbacks?manual=true&state=in_progress"); } catch (_) { return; }
+  $("callback-count").textContent = data.items.length || "";
+  if (S.view !== "callbacks") return;
+  clear($("callback-rows"), ...(data.items.length ? data.items.map((c) => {
+    const reached = el("select", { class: "cb-reached" }, el("option", { value: "satisfied", text: "满意" }),
+      el("option", { value: "basically_satisfied", text: "基本满意" }), el("option", { value: "dissatisfied", text: "不满意" }),
+      el("option", { value: "unreachable", text: "未联系上" }));
+    const note = el("input", { class: "cb-note", placeholder: "回访记录", maxlength: 2000 });
+    const save = el("button", { type: "button", class: "primary", text: "记录", onclick: async () => {
+      const answer = reached.value;
+      const body = answer === "unreachable" ? { reached: false, note: note.value } : { reached: true, answer, note: note.value };
+      try {
+        await api("POST", `/api/callbacks/${c.id}/result`, body);
+        toast(`工单 ${c.ticket} 回访已记录：${ANSWERS[answer]}`);
+        loadCallbacks();
+      } catch (err) { toast(err.message, true); }
+    } });
+    const tried = c.attempts.filter((a) => a.channel !== "agent").length;
+    return el("tr", { dataset: { callbackId: c.id } },
+      el("td", {}, el("a", { href: `#tickets/${c.ticket}`, text: c.ticket })),
+      el("td", { text: (S.meta.business_types[c.business_type] || {}).name || c.business_type }),
+      el("td", { text: c.contact_name || "" }), el("td", { text: c.contact_phone || "" }),
+      el("td", { text: c.resolution || "" }), el("td", { text: fmtTime(c.due_at) }),
+      el("td", { text: `${tried}次${c.result === "unclear" ? "（答复未能识别）" : ""}` }), el("td", { text: c.note || "" }),
+      el("td", { class: "cb-record" }, reached, note, save));
+  }) : [el("tr", {}, el("td", { colspan: 9, class: "meta", text: "暂无待人工回访的任务" }))]));
 }
 
 async function loadNotices() {
