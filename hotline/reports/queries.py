@@ -37,7 +37,7 @@ OUTCOME_LABELS = {"self_served": "自助服务", "ticket": "已建工单", "tran
 FALLBACK_PREFIXES = ("抱歉，我没有理解", "抱歉，我还是没能理解")
 # Audit actions of department work that other parts of the service record (zero until they exist).
 RETURN_ACTIONS = ("return",)
-EXTENSION_ACTIONS = ("extension_request", "extension_approve")
+EXTENSION_ACTIONS = ("request_extension",)  # extensions asked for (approve_extension: granted)
 RESOLVED_STATUSES = ("resolved", "callback", "closed")
 
 
@@ -526,7 +526,7 @@ class Reports:
             [("name", "部门"), ("received", "受理"), ("resolved", "办结"), ("on_time_resolution_rate", "按时办结率"),
              ("returns", "退回"), ("extensions", "延期")],
             rows, {"type": "bar", "x": "name", "y": ["received", "resolved", "returns", "extensions"]},
-            "退回、延期：审计记录中的 return、extension_request / extension_approve 事件（尚未记录时为 0）。"))
+            "退回、延期：审计记录中的退单（return）与延期申请（request_extension）。"))
 
     # --- channels ------------------------------------------------------------------------------------
 
