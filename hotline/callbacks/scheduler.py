@@ -73,9 +73,11 @@ async def sweep(ctx: AppContext, now: dt.datetime, batch: int = 100) -> int:
             if session.get_bind().dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True)
             due = list((await session.execute(stmt)).scalars())
+            tickets = {t.id: t for t in (await session.execute(
+                select(Ticket).where(Ticket.id.in_({task.ticket_id for task in due})))).scalars()}
+            notes = await callback_tasks.resolution_notes(session, list(tickets))
             for task in due:
-                ticket = await session.get(Ticket, task.ticket_id)
-                assert ticket is not None
+                ticket = tickets[task.ticket_id]
                 if now >= task.expires_at:
                     if task.state in callback_tasks.OPEN_STATES:
                         await callback_tasks.record_answer(session, ctx.router, task, "unreachable", SYSTEM, now,
@@ -86,18 +88,18 @@ async def sweep(ctx: AppContext, now: dt.datetime, batch: int = 100) -> int:
                 if when > now:
                     task.next_attempt_at = min(when, task.expires_at)
                     continue
-                survey = await _attempt(ctx, session, task, ticket, now)
+                survey = _attempt(ctx, session, task, ticket, notes.get(ticket.id, ""), now)
                 if survey is not None:
                     surveys.append(survey)
             handled += len(due)
-        for survey in surveys:
-            await _send(ctx, survey, now)
+        if surveys:
+            await _send(ctx, surveys, now)
         if len(due) < batch:
             return handled
 
 
-async def _attempt(ctx: AppContext, session: AsyncSession, task: CallbackTask, ticket: Ticket,
-                   now: dt.datetime) -> Survey | None:
+def _attempt(ctx: AppContext, session: AsyncSession, task: CallbackTask, ticket: Ticket, resolution: str,
+             now: dt.datetime) -> Survey | None:
     """Record the next attempt on the resident's channel, or hand the task to agents."""
     cfg = ctx.config.callback
     automatic = [a for a in task.attempts if a.get("channel") != "agent"]
@@ -116,28 +118,33 @@ async def _attempt(ctx: AppContext, session: AsyncSession, task: CallbackTask, t
     retry = now + dt.timedelta(hours=cfg.retry_hours)
     task.next_attempt_at = min(retry, task.expires_at)
     callback_tasks.changed(session, task, ticket.number)
-    text = ctx.messages("callback.survey", ticket=ticket.number,
-                        resolution=await callback_tasks.resolution_note(session, ticket.id) or "已处理完毕")
+    text = ctx.messages("callback.survey", ticket=ticket.number, resolution=resolution or "已处理完毕")
     return Survey(task.id, task.conversation_id, ticket.number, text, task.external_user)
 
 
-async def _send(ctx: AppContext, survey: Survey, now: dt.datetime) -> None:
-    """After commit: the survey on the resident's conversation; outside WeChat's 48-hour window, the
-    template message with a signed link to the same survey."""
-    msg = await service.send(ctx, survey.conversation_id, "system", survey.text)
-    # sent; stored (a web resident not online: they see it when they come back); failed
-    result = "failed" if msg is None else {"delivered": "sent"}.get(msg.delivery_status, msg.delivery_status)
-    if result == "failed" and msg is not None and (msg.delivery_error or "").startswith("45015"):
-        channel = ctx.channels.get("wechat")
-        send_template = getattr(channel, "send_survey_template", None)
-        if send_template is not None:
-            url = links.survey_url(ctx, survey.task_id, now)
-            result = "template_sent" if await send_template(survey.resident, survey.ticket, url) else "failed"
-    if result != "sent":
+async def _send(ctx: AppContext, surveys: list[Survey], now: dt.datetime) -> None:
+    """After commit: each survey on its resident's conversation (all at once); outside WeChat's 48-hour
+    window, the template message with a signed link to the same survey instead."""
+    messages = await service.tell_many(ctx, [(s.conversation_id, s.text) for s in surveys])
+    by_conversation = {m.conversation_id: m for m in messages}
+    results: dict[int, str] = {}
+    for survey in surveys:
+        msg = by_conversation.get(survey.conversation_id)
+        # sent; stored (a web resident not online: they see it when they come back); failed
+        result = "failed" if msg is None else {"delivered": "sent"}.get(msg.delivery_status, msg.delivery_status)
+        if result == "failed" and msg is not None and (msg.delivery_error or "").startswith("45015"):
+            send_template = getattr(ctx.channels.get("wechat"), "send_survey_template", None)
+            if send_template is not None:
+                url = links.survey_url(ctx, survey.task_id, now)
+                result = "template_sent" if await send_template(survey.resident, survey.ticket, url) else "failed"
+        if result != "sent":
+            results[survey.task_id] = result
+    if results:
         async with ctx.sessions.begin() as session:
-            task = await session.get(CallbackTask, survey.task_id)
-            if task is not None and task.attempts:
-                task.attempts = [*task.attempts[:-1], {**task.attempts[-1], "result": result}]
+            for task in (await session.execute(select(CallbackTask).where(
+                    CallbackTask.id.in_(results)))).scalars():
+                if task.attempts:
+                    task.attempts = [*task.attempts[:-1], {**task.attempts[-1], "result": results[task.id]}]
 
 
 async def run_scheduler(ctx: AppContext) -> None:

@@ -60,6 +60,16 @@ async def resolution_note(session: AsyncSession, ticket_id: int) -> str:
         .order_by(TicketEvent.id.desc()).limit(1))).scalar_one_or_none() or ""
 
 
+async def resolution_notes(session: AsyncSession, ticket_ids: list[int]) -> dict[int, str]:
+    """What was done, for many tickets in one query: the note of each one's last resolve."""
+    notes: dict[int, str] = {}
+    rows = await session.execute(select(TicketEvent.ticket_id, TicketEvent.note).where(
+        TicketEvent.ticket_id.in_(ticket_ids), TicketEvent.action == "resolve").order_by(TicketEvent.id))
+    for ticket_id, note in rows:
+        notes[ticket_id] = note  # later resolves overwrite earlier ones
+    return notes
+
+
 async def _ticket(session: AsyncSession, task: CallbackTask) -> Ticket:
     stmt = select(Ticket).where(Ticket.id == task.ticket_id)
     if session.get_bind().dialect.name == "postgresql":

@@ -109,12 +109,16 @@ async def _deliver(ctx: AppContext, conv: Conversation, messages: list[Message])
     if channel is None:
         return
     for msg in messages:
-        try:
-            delivery = await channel.deliver(conv, msg)
-        except Exception as exc:  # a channel failure is recorded and shown to agents, never raised at the resident
-            log.exception("delivery failed on %s", conv.channel)
-            delivery = Delivery("failed", str(exc)[:500])
-        await record_delivery(ctx, conv.id, msg, delivery)
+        await record_delivery(ctx, conv.id, msg, await _hand_over(channel, conv, msg))
+
+
+async def _hand_over(channel: Any, conv: Conversation, msg: Message) -> Delivery:
+    try:
+        delivery: Delivery = await channel.deliver(conv, msg)
+    except Exception as exc:  # a channel failure is recorded and shown to agents, never raised at the resident
+        log.exception("delivery failed on %s", conv.channel)
+        delivery = Delivery("failed", str(exc)[:500])
+    return delivery
 
 
 async def _get(session: AsyncSession, conv_id: int) -> Conversation:
@@ -360,16 +364,68 @@ async def send(ctx: AppContext, conv_id: int, sender_kind: str, text: str, *, se
 
 async def record_delivery(ctx: AppContext, conv_id: int, msg: Message, delivery: Delivery) -> None:
     """How a delivery went; a failure (e.g. WeChat's 48-hour window) is audited and shown to agents."""
+    await _record_deliveries(ctx, [(conv_id, msg, delivery)])
+
+
+async def _record_deliveries(ctx: AppContext, results: list[tuple[int, Message, Delivery]]) -> None:
     now = ctx.clock()
     async with ctx.sessions.begin() as session:
-        await session.execute(update(Message).where(Message.id == msg.id).values(
-            delivery_status=delivery.status, delivery_error=delivery.error))
-        if delivery.status == "failed":
-            conv = await _get(session, conv_id)
-            _audit(session, conv, SYSTEM, "delivery_failed", now, conv.status,
-                   {"message_id": msg.id, "error": delivery.error})
-            _live(session, conv, "conversation.delivery_failed", message_id=msg.id, error=delivery.error)
-    msg.delivery_status, msg.delivery_error = delivery.status, delivery.error
+        plain: dict[str, list[int]] = {}  # delivered / stored: one UPDATE each, however many messages
+        for _, msg, delivery in results:
+            if delivery.status != "failed" and delivery.error is None:
+                plain.setdefault(delivery.status, []).append(msg.id)
+        for status, ids in plain.items():
+            await session.execute(update(Message).where(Message.id.in_(ids)).values(
+                delivery_status=status, delivery_error=None))
+        for conv_id, msg, delivery in results:
+            if delivery.status != "failed" and delivery.error is None:
+                continue
+            await session.execute(update(Message).where(Message.id == msg.id).values(
+                delivery_status=delivery.status, delivery_error=delivery.error))
+            if delivery.status == "failed":
+                conv = await _get(session, conv_id)
+                _audit(session, conv, SYSTEM, "delivery_failed", now, conv.status,
+                       {"message_id": msg.id, "error": delivery.error})
+                _live(session, conv, "conversation.delivery_failed", message_id=msg.id, error=delivery.error)
+    for _, msg, delivery in results:
+        msg.delivery_status, msg.delivery_error = delivery.status, delivery.error
+
+
+async def tell_many(ctx: AppContext, notices: list[tuple[int, str]], concurrency: int = 32) -> list[Message]:
+    """Many system messages at once (callback surveys, outage notices): stored, audited and published in one
+    transaction, delivered concurrently after it commits, and their deliveries recorded in one more."""
+    now = ctx.clock()
+    stored: list[tuple[Conversation, Message]] = []
+    async with ctx.sessions.begin() as session:
+        ids = {conv_id for conv_id, _ in notices}
+        convs = {c.id: c for c in (await session.execute(
+            select(Conversation).where(Conversation.id.in_(ids)))).scalars()}
+        for conv_id, text in notices:
+            if conv_id in convs:
+                conv = convs[conv_id]
+                msg = Message(conversation_id=conv.id, channel=conv.channel, direction="out", sender_kind="system",
+                              kind="text", text=text, payload={}, created_at=now)
+                session.add(msg)
+                conv.updated_at = now
+                stored.append((conv, msg))
+        await session.flush()  # one round trip for all their ids
+        for conv, msg in stored:
+            _audit(session, conv, SYSTEM, "notice", now, conv.status, {"message_id": msg.id, "kind": "text"})
+            _live(session, conv, "conversation.message", message={
+                "id": msg.id, "direction": "out", "sender_kind": "system", "kind": "text", "text": msg.text,
+                "created_at": now.isoformat()})
+    slots = asyncio.Semaphore(concurrency)
+
+    async def deliver(conv: Conversation, msg: Message) -> tuple[int, Message, Delivery] | None:
+        channel = ctx.channels.get(conv.channel)
+        if channel is None:
+            return None
+        async with slots:
+            return conv.id, msg, await _hand_over(channel, conv, msg)
+
+    done = await asyncio.gather(*(deliver(conv, msg) for conv, msg in stored))
+    await _record_deliveries(ctx, [d for d in done if d is not None])
+    return [msg for _, msg in stored]
 
 
 # --- agents -----------------------------------------------------------------------------------------
