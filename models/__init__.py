@@ -4,11 +4,13 @@ from models.call import Call
 from models.callback import CallbackTask
 from models.conversation import Conversation, ConversationEvent, Message
 from models.customer import Bill, Customer, CustomerPhone, Outage, Payment
+from models.integration import Gov12345Order, InboundNonce, OutboxMessage
 from models.staff import Department, Staff, StaffSession
 from models.ticket import Notification, Ticket, TicketAttachment, TicketCounter, TicketEvent
 
 __all__ = [
     "Base", "Bill", "Call", "CallbackTask", "Conversation", "ConversationEvent", "Customer", "CustomerPhone",
-    "Department", "Message", "Notification", "Outage", "Payment", "Staff", "StaffSession", "Ticket",
+    "Department", "Gov12345Order", "InboundNonce", "Message", "Notification", "Outage", "OutboxMessage", "Payment",
+    "Staff", "StaffSession", "Ticket",
     "TicketAttachment", "TicketCounter", "TicketEvent",
 ]

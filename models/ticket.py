@@ -33,6 +33,8 @@ class Ticket(Base):
         Index("ix_tickets_phone_id", "contact_phone", "id"),
         Index("ix_tickets_open_due", "status", "resolution_due_at"),
         Index("ix_tickets_next_escalation", "next_escalation_at"),
+        # Another system's number for the same case (a 12345 order number), unique per channel.
+        Index("ux_tickets_channel_external_ref", "channel", "external_ref", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -41,6 +43,7 @@ class Ticket(Base):
     business_type: Mapped[str] = mapped_column(String(40))
     priority: Mapped[str] = mapped_column(String(10), default="normal")
     channel: Mapped[str] = mapped_column(String(10))
+    external_ref: Mapped[str | None] = mapped_column(String(64))  # e.g. the 12345 order number (工单编号)
     status: Mapped[str] = mapped_column(String(20), default="new")
 
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"))
