@@ -166,7 +166,7 @@ function route() {
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("current", a.dataset.nav === target);
   for (const name of ["queue", "tickets", "calls", "callbacks", "reports", "notices"]) $(`${name}-view`).hidden = name !== target;
   if (target === "queue") { loadQueue(); if (arg) openConversation(Number(arg)); }
-  if (target === "tickets") { loadTickets(); if (arg) openTicket(arg); }
+  if (target === "tickets") { loadTickets(); if (arg) openTicket(arg); window.Gov12345?.failed(); }
   if (target === "calls") loadCalls();
   if (target === "callbacks") loadCallbacks();
   if (target === "notices") loadNotices();
@@ -200,6 +200,7 @@ function setLive(on) {
 
 function onEvent(evt) {
   const type = evt.type || "";
+  if (type.startsWith("outbox.")) { window.Gov12345?.onEvent(evt); return; }
   if (type === "hello" || type === "resync") {  // maybe missed events: fetch what is on screen again
     refreshView();
     loadNotices();
@@ -548,6 +549,7 @@ async function openTicket(number, quiet = false) {
     ["会话", t.conversation_id ? `#${t.conversation_id}` : ""],
   ];
   clear($("t-fields"), ...rows.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  window.Gov12345?.show(t);  // a 12345 ticket's order, limits and messages (gov12345.js)
   clear($("t-trail"), ...t.events.map((e) => el("li", {},
     el("span", { class: "when", text: fmtTime(e.at) }),
     `${e.actor_name || "系统"} ${ACTIONS[e.action] || e.action}`,
