@@ -15,6 +15,7 @@ from hotline.api import (  # noqa: F401  (routes register on import)
     callbacks,
     conversation_actions,
     customers,
+    incidents,
     meta,
     nlu_feedback,
     queue,
@@ -32,6 +33,7 @@ from hotline.console import views as console
 from hotline.context import AppContext
 from hotline.conversations import ticket_updates
 from hotline.health import healthz, readyz
+from hotline.incidents import notices as incident_notices
 from hotline.live import postgres as live_postgres
 from hotline.live import stream as live
 from hotline.rasa.client import RasaClient
@@ -60,6 +62,7 @@ def create_app(ctx: AppContext) -> web.Application:
             ctx.channels[plugin.info.name] = channel
     survey_links.setup(app, ctx)
     ticket_updates.subscribe(ctx)
+    incident_notices.subscribe(ctx)
     app.cleanup_ctx.append(_lifecycle)
     app.cleanup_ctx.append(_live_fanout)
     app.cleanup_ctx.append(_bot)

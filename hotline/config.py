@@ -21,6 +21,8 @@ class ServiceConfig:
     routing_file: str = "config/routing.yml"
     calendar_file: str = "config/calendar-cn.yml"
     messages_file: str = "config/messages.yml"  # every word residents hear or read from the service
+    incidents_file: str = "config/incidents.yml"  # incident detection rules and area words
+    watch_words_file: str = "config/watch_words.yml"  # public-opinion watch (舆情)
 
 
 @dataclasses.dataclass
@@ -92,6 +94,29 @@ class SipConfig:
     allowed_peers: str = ""
     resolve_hostnames: bool = False  # Via/SDP host names: refused (false) or resolved once, off the event loop
     max_setup_per_source: int = 10  # calls in setup (not yet ACKed) from one address; more get 486
+
+
+@dataclasses.dataclass
+class OutboundConfig:
+    """The outbound dialler (外呼): pyVoIP registered as an extension of the utility's PBX or SIP trunk.
+
+    It places callback surveys for telephone tickets and outage notices; disabled until a registrar is set."""
+
+    enabled: bool = False
+    registrar: str = ""  # host:port of the PBX or trunk to REGISTER with (and send every request through)
+    username: str = ""
+    password: str = ""  # better: HOTLINE_OUTBOUND_PASSWORD in the environment
+    domain: str = ""  # the domain in From/To and the Request-URI; default: the registrar's host:port
+    caller_id: str = ""  # the display name / number residents see; default: username
+    lines: int = 4  # calls at once
+    calling_hours: str = "08:00-21:00"  # Beijing time; nothing is dialled outside them
+    ring_seconds: float = 30.0  # unanswered by then: CANCEL, recorded as no answer and retried
+    local_host: str = "127.0.0.1"  # our address in Via, Contact and SDP (reachable by the PBX)
+    sip_port: int = 5070  # our UDP port for SIP (must differ from [sip] port)
+    rtp_port_min: int = 30002
+    rtp_port_max: int = 30999
+    register_expires: int = 300
+    interval_seconds: float = 5.0  # how often due calls are looked for
 
 
 @dataclasses.dataclass
@@ -167,6 +192,7 @@ class Config:
     escalation: EscalationConfig = dataclasses.field(default_factory=EscalationConfig)
     callback: CallbackConfig = dataclasses.field(default_factory=CallbackConfig)
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
+    outbound: OutboundConfig = dataclasses.field(default_factory=OutboundConfig)
     bot: BotConfig = dataclasses.field(default_factory=BotConfig)
     wechat: WechatConfig = dataclasses.field(default_factory=WechatConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)

@@ -13,6 +13,7 @@ from hotline.callbacks.answers import SurveyWords, load_survey_words
 from hotline.config import Config
 from hotline.conversations.bot_queue import BotQueue
 from hotline.events import EventBus
+from hotline.incidents.rules import IncidentRules, WatchWords, load_incident_rules, load_watch_words
 from hotline.messages import Messages, load_messages
 from hotline.rasa.client import RasaClient
 from hotline.tickets.calendar import load_calendar
@@ -30,6 +31,8 @@ class AppContext:
     router: Router
     messages: Messages  # the catalogue of what residents hear and read
     survey_words: SurveyWords  # how residents answer the callback survey
+    incident_rules: IncidentRules  # when reports cluster into an incident, and the areas' address words
+    watch_words: WatchWords  # public-opinion watch (舆情)
     bus: EventBus  # this process's committed changes; side effects that must run once hang off it
     live: EventBus  # what consoles hear: `bus` plus, on PostgreSQL, the other processes' events
     origin: str  # this process's name on the NOTIFY channel
@@ -50,6 +53,8 @@ def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> 
     router.callback_expire_working_days = config.callback.expire_working_days
     messages = load_messages(config.path(config.service.messages_file))
     survey_words = load_survey_words(config.path(config.callback.answers_file))
+    incident_rules = load_incident_rules(config.path(config.service.incidents_file), set(router.spec.business_types))
+    watch_words = load_watch_words(config.path(config.service.watch_words_file))
     engine = create_engine(config.database_url, echo=config.database.echo)
     bus, live = EventBus(), EventBus()
     bus.subscribe(live.publish)
@@ -61,6 +66,7 @@ def build_context(config: Config, clock: Callable[[], dt.datetime] = utcnow) -> 
     sessions.configure(info=info)
     readers = session_factory(read_only(engine))
     return AppContext(config=config, engine=engine, sessions=sessions, readers=readers, router=router,
-                      messages=messages, survey_words=survey_words,
+                      messages=messages, survey_words=survey_words, incident_rules=incident_rules,
+                      watch_words=watch_words,
                       bus=bus, live=live, origin=origin, clock=clock,
                       bot_queue=BotQueue(config.bot.concurrency, config.bot.queue_size))

@@ -4,13 +4,15 @@ from models.call import Call
 from models.callback import CallbackTask
 from models.conversation import Conversation, ConversationEvent, Message
 from models.customer import Bill, Customer, CustomerPhone, Outage, Payment
+from models.incident import Incident, IncidentEvent, IncidentReport, OpinionAlert, OutageArea, WechatBinding
 from models.integration import Gov12345Order, InboundNonce, OutboxMessage
 from models.staff import Department, Staff, StaffSession
 from models.ticket import Notification, Ticket, TicketAttachment, TicketCounter, TicketEvent
 
 __all__ = [
     "Base", "Bill", "Call", "CallbackTask", "Conversation", "ConversationEvent", "Customer", "CustomerPhone",
-    "Department", "Gov12345Order", "InboundNonce", "Message", "Notification", "Outage", "OutboxMessage", "Payment",
+    "Department", "Gov12345Order", "InboundNonce", "Incident", "IncidentEvent", "IncidentReport", "Message",
+    "Notification", "OpinionAlert", "Outage", "OutageArea", "OutboxMessage", "Payment",
     "Staff", "StaffSession", "Ticket",
-    "TicketAttachment", "TicketCounter", "TicketEvent",
+    "TicketAttachment", "TicketCounter", "TicketEvent", "WechatBinding",
 ]

@@ -89,3 +89,6 @@ class Outage(Base):
     planned: Mapped[bool] = mapped_column(default=True)
     starts_at: Mapped[dt.datetime]
     ends_at: Mapped[dt.datetime]
+    # Published from the console: every area it covers is also in outage_areas (`area` is the first).
+    ended_at: Mapped[dt.datetime | None]  # ended early (or on time) by a dispatcher
+    published_by: Mapped[str] = mapped_column(String(100), default="")

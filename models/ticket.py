@@ -33,6 +33,7 @@ class Ticket(Base):
         Index("ix_tickets_phone_id", "contact_phone", "id"),
         Index("ix_tickets_open_due", "status", "resolution_due_at"),
         Index("ix_tickets_next_escalation", "next_escalation_at"),
+        Index("ix_tickets_area_created", "area", "created_at"),
         # Another system's number for the same case (a 12345 order number), unique per channel.
         Index("ux_tickets_channel_external_ref", "channel", "external_ref", unique=True),
     )
@@ -87,6 +88,8 @@ class Ticket(Base):
     extension_due_at: Mapped[dt.datetime | None]
     extension_reason: Mapped[str | None] = mapped_column(Text)
     extension_requested_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
+    # The area the report is about (the account's, or the address matched): what incidents cluster by.
+    area: Mapped[str | None] = mapped_column(String(64))
 
     events: Mapped[list[TicketEvent]] = relationship(
         back_populates="ticket", order_by="TicketEvent.id", lazy="raise")

@@ -22,6 +22,7 @@ from hotline.callbacks import tasks as callback_tasks
 from hotline.channels import registry as channels
 from hotline.context import AppContext
 from hotline.conversations import service
+from hotline.ivr.outbound import jobs as outbound_jobs
 from models import CallbackTask, Ticket
 
 log = logging.getLogger(__name__)
@@ -59,7 +60,7 @@ class Survey:
     resident: str
 
 
-async def sweep(ctx: AppContext, now: dt.datetime, batch: int = 100) -> int:
+async def sweep(ctx: AppContext, now: dt.datetime, batch: int = 500) -> int:
     """Carry out every callback task due at `now`; returns how many tasks were handled."""
     cfg = ctx.config.callback
     window = calling_window(cfg.calling_hours)
@@ -102,17 +103,23 @@ def _attempt(ctx: AppContext, session: AsyncSession, task: CallbackTask, ticket:
              now: dt.datetime) -> Survey | None:
     """Record the next attempt on the resident's channel, or hand the task to agents."""
     cfg = ctx.config.callback
-    automatic = [a for a in task.attempts if a.get("channel") != "agent"]
+    automatic = [a for a in task.attempts if a.get("channel") not in ("agent", "phone")]
     info = {i.name: i for i in channels.infos()}.get(task.resident_channel or "")
     if task.manual:
         task.next_attempt_at = task.expires_at  # waiting for an agent; expiry is what remains to watch
         return None
-    if info is None or not info.conversations or task.conversation_id is None or task.external_user is None:
-        callback_tasks.hand_to_agents(session, task, ticket.number, "居民无在线渠道，需电话回访")
+    online = not (info is None or not info.conversations or task.conversation_id is None
+                  or task.external_user is None)
+    if not online or len(automatic) >= cfg.attempts:
+        # The telephone: the outbound dialler calls when it is configured; otherwise, or when its calls
+        # fail for good, an agent phones the resident (回访任务).
+        reason = f"{cfg.attempts}次回访未获答复，需电话回访" if online else "居民无在线渠道，需电话回访"
+        if outbound_jobs.dialler_enabled(ctx.config):
+            reason = outbound_jobs.callback_by_phone(ctx, session, task, ticket, now) or ""
+        if reason:
+            callback_tasks.hand_to_agents(session, task, ticket.number, reason)
         return None
-    if len(automatic) >= cfg.attempts:
-        callback_tasks.hand_to_agents(session, task, ticket.number, f"{cfg.attempts}次回访未获答复，需电话回访")
-        return None
+    assert info is not None and task.conversation_id is not None and task.external_user is not None
     task.state, task.asked_at, task.reasks = "in_progress", now, 0
     callback_tasks.add_attempt(task, info.name, now, "sent")
     retry = now + dt.timedelta(hours=cfg.retry_hours)

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,9 +29,10 @@ from hotline.callbacks import tasks as callback_tasks
 from hotline.channels.base import Delivery
 from hotline.context import AppContext
 from hotline.events import publish_on_commit
+from hotline.incidents import doors as incident_doors
 from hotline.rasa.client import BotReply, BotUnavailable
 from hotline.tickets.lifecycle import MEDIA_KINDS, attach_media
-from models import CallbackTask, Conversation, ConversationEvent, Customer, Message, Ticket
+from models import AgentPresence, CallbackTask, Conversation, ConversationEvent, Customer, Message, Staff, Ticket
 from models.ticket import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
@@ -192,10 +193,15 @@ async def receive(ctx: AppContext, channel: str, user: str, text: str, *, kind: 
                         Ticket.conversation_id == conv.id, Ticket.status.in_(OPEN_STATUSES)))).scalars().all()
                     for ticket in open_tickets:
                         attach_media(session, ticket, msg, now)
-                elif to_bot:
-                    answered, reply = await _survey_reply(ctx, session, conv, survey, text, now)
-                    taken = taken or answered
-                    outbox += [reply] if reply is not None else []
+                else:
+                    if to_bot:
+                        answered, reply = await _survey_reply(ctx, session, conv, survey, text, now)
+                        taken = taken or answered
+                        outbox += [reply] if reply is not None else []
+                    if kind in ("text", "voice") and (words := ctx.watch_words.found(text)):
+                        await incident_doors.raise_alert(session, ctx.router, words=words, excerpt=text,
+                                                         conversation_id=conv.id, message_id=msg.id, now=now)
+                        _audit(session, conv, SYSTEM, "alert", now, conv.status, {"words": words})
             status, conv_id, msg_id = conv.status, conv.id, msg.id
             slots = {k: v for k, v in conv.slots.items() if k != "learned"}  # what the channel knows, for the bot
     except IntegrityError:
@@ -299,6 +305,8 @@ async def _bot_replied(ctx: AppContext, conv_id: int, reply: BotReply) -> None:
                                       None if reply.texts else ctx.messages("conversation.handoff"), now,
                                       category=reply.category, learned=reply.learned)
     await _deliver(ctx, conv, outbox)
+    if reply.handoff:
+        await assign_waiting(ctx)  # to an agent who is 在线, if any
 
 
 async def _typing(ctx: AppContext, channel_name: str, user: str, on: bool) -> None:
@@ -345,6 +353,7 @@ async def handoff(ctx: AppContext, conv_id: int, reason: str, notice: str | None
             return
         outbox = await _to_queue(session, conv, actor, reason, notice, now, category, learned)
     await _deliver(ctx, conv, outbox)
+    await assign_waiting(ctx)  # to an agent who is 在线, if any
 
 
 # --- messages out -----------------------------------------------------------------------------------
@@ -456,11 +465,19 @@ def _check_own(conv: Conversation, agent: Actor) -> None:
         raise ConversationError(409, "not_yours", "take the conversation over first")
 
 
+def _check_speaker(conv: Conversation, agent: Actor) -> None:
+    """Only the conversation's own agent speaks to the resident. A supervisor in another agent's
+    conversation whispers to that agent or takes it over (reassign), so the resident always hears
+    the one person who was announced to them."""
+    if conv.status != "agent" or conv.agent_id != agent.id:
+        raise ConversationError(409, "not_yours", "take the conversation over first")
+
+
 async def agent_reply(ctx: AppContext, conv_id: int, agent: Actor, text: str) -> Message:
     now = ctx.clock()
     async with ctx.sessions.begin() as session:
         conv = await _get(session, conv_id)
-        _check_own(conv, agent)
+        _check_speaker(conv, agent)
         msg = await _say(session, conv, "agent", text, now, actor=agent, sender_id=agent.id)
     await _deliver(ctx, conv, [msg])
     return msg
@@ -489,3 +506,105 @@ async def close(ctx: AppContext, conv_id: int, actor: Actor) -> None:
         _change(session, conv, actor, "close", now, before, "conversation.closed", by=actor.name)
         notice = await _say(session, conv, "system", ctx.messages("conversation.rating"), now)
     await _deliver(ctx, conv, [notice])
+
+
+# --- supervision and presence-based assignment ------------------------------------------------------
+
+WHISPER_MAX_CHARS = 2000
+
+
+async def whisper(ctx: AppContext, conv_id: int, actor: Actor, text: str) -> ConversationEvent:
+    """A note only staff see (督导提示): an audit row and a staff-only live event, never a Message, so it
+    cannot reach the resident's channel, the web chat's history or the bot."""
+    now = ctx.clock()
+    text = text.strip()[:WHISPER_MAX_CHARS]
+    if not text:
+        raise ConversationError(422, "missing_note", "a whisper needs text")
+    async with ctx.sessions.begin() as session:
+        conv = await _get(session, conv_id)
+        if conv.status == "closed":
+            raise ConversationError(409, "closed", "the conversation is closed")
+        evt = ConversationEvent(conversation_id=conv.id, at=now, action="whisper", actor_kind=actor.kind,
+                                actor_id=actor.id, actor_name=actor.name, from_status=conv.status,
+                                to_status=conv.status, data={"text": text, "to_agent_id": conv.agent_id})
+        session.add(evt)
+        await session.flush()
+        # No channel and no external_user on purpose: the resident's channels listen for those.
+        publish_on_commit(session, {"type": "conversation.whisper", "conversation_id": conv.id,
+                                    "agent_id": conv.agent_id, "whisper": {
+                                        "id": evt.id, "text": text, "by": actor.name, "by_id": actor.id,
+                                        "at": now.isoformat()}})
+    return evt
+
+
+async def _assign(session: AsyncSession, ctx: AppContext, conv: Conversation, to: Staff, actor: Actor,
+                  action: str, now: dt.datetime) -> Message:
+    """Give a waiting or served conversation to `to`: the change, its audit row, the live event, and the
+    resident told who serves them now."""
+    before, from_agent = conv.status, conv.agent_id
+    conv.status, conv.agent_id = "agent", to.id
+    _change(session, conv, actor, action, now, before, "conversation.reassigned",
+            {"from_agent_id": from_agent, "to_agent_id": to.id, "to_agent_name": to.display_name},
+            agent_id=to.id, agent_name=to.display_name, from_agent_id=from_agent)
+    presence = await session.get(AgentPresence, to.id)
+    if presence is not None:
+        presence.last_assigned_at = now
+    return await _say(session, conv, "system", ctx.messages("conversation.agent_joined", name=to.display_name), now)
+
+
+async def reassign(ctx: AppContext, conv_id: int, actor: Actor, to_username: str) -> None:
+    """A supervisor gives a conversation (waiting or served) to another agent, or takes it over."""
+    now = ctx.clock()
+    async with ctx.sessions.begin() as session:
+        conv = await _get(session, conv_id)
+        if conv.status not in ("waiting", "agent", "bot"):
+            raise ConversationError(409, "closed", "the conversation is closed")
+        to = (await session.execute(select(Staff).where(Staff.username == to_username))).scalar_one_or_none()
+        if to is None or not to.active or to.role not in ("agent", "supervisor", "admin"):
+            raise ConversationError(422, "unknown_assignee", f"no active agent {to_username!r}")
+        if conv.status == "agent" and conv.agent_id == to.id:
+            return
+        notice = await _assign(session, ctx, conv, to, actor, "reassign", now)
+    await _deliver(ctx, conv, [notice])
+
+
+async def assign_waiting(ctx: AppContext, limit: int = 20) -> list[tuple[int, int]]:
+    """Offer waiting conversations, oldest first, to agents who are 在线: each to the one with the fewest
+    open conversations, ties to whoever was given one longest ago (round-robin, as Chatwoot assigns).
+
+    Each assignment is one conditional UPDATE, like take_over: an agent who clicked 接入 at the same moment
+    wins or loses cleanly. Returns (conversation id, agent id) pairs. 忙碌 and 离开 agents get nothing.
+    """
+    done: list[tuple[int, int]] = []
+    outbox: list[tuple[Conversation, Message]] = []
+    now = ctx.clock()
+    async with ctx.sessions.begin() as session:
+        online = (await session.execute(
+            select(Staff, AgentPresence).join(AgentPresence, AgentPresence.staff_id == Staff.id)
+            .where(AgentPresence.status == "online", Staff.active, Staff.role.in_(("agent", "supervisor"))))).all()
+        if not online:
+            return done
+        loads = dict((await session.execute(select(Conversation.agent_id, func.count()).where(
+            Conversation.status == "agent", Conversation.agent_id.in_([s.id for s, _ in online]))
+            .group_by(Conversation.agent_id))).all())
+        waiting = (await session.execute(select(Conversation.id).where(Conversation.status == "waiting")
+                                         .order_by(Conversation.waiting_since, Conversation.id).limit(limit))
+                   ).scalars().all()
+        never = dt.datetime.min.replace(tzinfo=dt.UTC)
+        for conv_id in waiting:
+            staff, presence = min(online, key=lambda row: (
+                loads.get(row[0].id, 0), row[1].last_assigned_at or never, row[0].id))
+            result = await session.execute(update(Conversation).where(
+                Conversation.id == conv_id, Conversation.status == "waiting", Conversation.agent_id.is_(None))
+                .values(status="agent", agent_id=staff.id, updated_at=now))
+            if result.rowcount != 1:  # type: ignore[attr-defined]  # taken meanwhile
+                continue
+            conv = await _get(session, conv_id)
+            await session.refresh(conv)
+            conv.status, conv.agent_id = "waiting", None  # _assign records the change from waiting
+            outbox.append((conv, await _assign(session, ctx, conv, staff, SYSTEM, "assign", now)))
+            loads[staff.id] = loads.get(staff.id, 0) + 1
+            done.append((conv_id, staff.id))
+    for conv, msg in outbox:
+        await _deliver(ctx, conv, [msg])
+    return done

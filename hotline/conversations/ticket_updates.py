@@ -12,7 +12,7 @@ from hotline.conversations import service
 log = logging.getLogger(__name__)
 
 # The ticket actions a resident hears of, each with its ticket.* text in config/messages.yml.
-NOTICES = ("assign", "start", "resolve", "reopen", "approve_extension")
+NOTICES = ("assign", "start", "resolve", "reopen", "approve_extension", "resolve_with_incident")
 
 
 def subscribe(ctx: AppContext) -> None:

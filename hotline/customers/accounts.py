@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from models import Bill, Customer, CustomerPhone, Outage, Payment
+from models import Bill, Customer, CustomerPhone, Outage, OutageArea, Payment
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,8 @@ async def statement(session: AsyncSession, customer: Customer, today: dt.date, l
 
 async def current_outages(session: AsyncSession, now: dt.datetime, area: str | None = None) -> list[Outage]:
     """Outages not yet over, in an area or everywhere, soonest first."""
-    stmt = select(Outage).where(Outage.ends_at > now).order_by(Outage.starts_at)
+    stmt = select(Outage).where(Outage.ends_at > now, Outage.ended_at.is_(None)).order_by(Outage.starts_at)
     if area:
-        stmt = stmt.where(Outage.area == area)
+        covered = select(OutageArea.id).where(OutageArea.outage_id == Outage.id, OutageArea.area == area).exists()
+        stmt = stmt.where(or_(Outage.area == area, covered))
     return list((await session.execute(stmt)).scalars().all())

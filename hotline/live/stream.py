@@ -32,6 +32,12 @@ def visible(actor: Actor, event: dict[str, Any]) -> bool:
         return True
     if kind.startswith("call.") or kind == "callback.changed":
         return actor.role in AGENTS
+    if kind in ("presence.changed", "canned.changed"):
+        return actor.role in AGENTS  # the supervisors' overview, the reply box's canned replies
+    if kind in ("incident.changed", "outage.changed"):
+        return True  # dispatchers in departments see incidents and outages too
+    if kind == "alert.changed":
+        return actor.role in ("supervisor", "admin")
     if kind == "ticket.changed":
         return actor.role != "department" or event.get("department_id") == actor.department_id
     return False

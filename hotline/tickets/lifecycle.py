@@ -68,6 +68,7 @@ class Transition:
     roles: frozenset[str]  # staff roles allowed; "service" for the API token
     label: str
     applies: Callable[[Ticket], bool] | None = None  # beyond the status: whether the action makes sense now
+    offered: bool = True  # False: taken by the service itself, never offered to staff as a button
 
 
 STAFF = frozenset({"agent", "supervisor", "department", "admin"})
@@ -98,6 +99,10 @@ TRANSITIONS: dict[str, Transition] = {
     "reject_extension": Transition(frozenset(OPEN_STATUSES), None, frozenset({"supervisor", "admin"}), "驳回延期",
                                    lambda t: t.extension_due_at is not None),
     "return": Transition(frozenset(OPEN_STATUSES), "new", frozenset({"department", "admin"}), "退单"),
+    "resolve_with_incident": Transition(frozenset(OPEN_STATUSES), "resolved", frozenset({"supervisor", "admin"}),
+                                        "随事件办结", offered=False),  # only through an incident's end
+    "raise_priority": Transition(frozenset(OPEN_STATUSES), None, frozenset({"supervisor", "admin"}), "提高紧急程度",
+                                 lambda t: t.priority != "urgent"),
 }
 
 STATUS_LABELS = {"new": "待派单", "assigned": "已派单", "in_progress": "处理中",
@@ -152,7 +157,8 @@ def allowed_actions(actor: Actor, ticket: Ticket) -> list[str]:
     """The actions this actor may take on this ticket now, so a console offers only those."""
     role = _role(actor)
     return [name for name, spec in TRANSITIONS.items()
-            if ticket.status in spec.sources and role in spec.roles and (spec.applies is None or spec.applies(ticket))]
+            if spec.offered and ticket.status in spec.sources and role in spec.roles
+            and (spec.applies is None or spec.applies(ticket))]
 
 
 def check_ticket_access(actor: Actor, ticket: Ticket) -> None:
@@ -250,6 +256,11 @@ def _apply_route(ticket: Ticket, route: Route, dept: tuple[int, int | None]) -> 
 def _steps(router: Router, ticket: Ticket) -> list[tuple[dt.datetime, EscalationStep]]:
     return router.escalation_times(ticket.clock_started_at, ticket.response_due_at, ticket.resolution_due_at,
                                    ticket.on_site_due_at)
+
+
+def rearm_escalation(ticket: Ticket, router: Router) -> None:
+    """After a change made outside a transition (an incident releasing its reports)."""
+    _arm_escalation(ticket, router)
 
 
 def _arm_escalation(ticket: Ticket, router: Router) -> None:
@@ -548,6 +559,24 @@ async def _do_comment(step: Step, **_: Any) -> dict[str, Any]:
     return {}
 
 
+async def _do_resolve_with_incident(step: Step, **kwargs: Any) -> dict[str, Any]:
+    """Restoration of an incident resolves each of its reports, whatever stage it was at."""
+    return {**await _do_resolve(step, **kwargs), "incident": True}
+
+
+async def _do_raise_priority(step: Step, **_: Any) -> dict[str, Any]:
+    """Urgent from now: the urgent limits, counted from the ticket's clock, where they are shorter."""
+    ticket, router = step.ticket, step.router
+    route = router.route(ticket.category, ticket.business_type, "urgent", ticket.clock_started_at)
+    ticket.priority = "urgent"
+    ticket.response_due_at = min(ticket.response_due_at, route.response_due_at)
+    ticket.resolution_due_at = min(ticket.resolution_due_at, route.resolution_due_at)
+    if route.on_site_due_at and ticket.arrived_at is None:
+        ticket.on_site_due_at = min(filter(None, (ticket.on_site_due_at, route.on_site_due_at)))
+    ticket.escalation_level = sum(1 for moment, _ in _steps(router, ticket) if moment <= step.now)
+    return {"resolution_due_at": ticket.resolution_due_at.isoformat()}
+
+
 async def _do_arrive(step: Step, **_: Any) -> dict[str, Any]:
     """The repair crew is on site (到场); measured against the on-site limit."""
     ticket = step.ticket
@@ -633,6 +662,7 @@ ACTIONS: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
     "close": _do_close, "reopen": _do_reopen, "reroute": _do_reroute, "comment": _do_comment,
     "arrive": _do_arrive, "request_extension": _do_request_extension,
     "approve_extension": _do_approve_extension, "reject_extension": _do_reject_extension, "return": _do_return,
+    "resolve_with_incident": _do_resolve_with_incident, "raise_priority": _do_raise_priority,
 }
 
 
@@ -722,3 +752,22 @@ async def _escalation_recipients(session: AsyncSession, router: Router, ticket: 
         if staff_id is not None and staff_id not in recipients:
             recipients.append(staff_id)
     return recipients
+
+
+# --- a manual chase (督办) ---------------------------------------------------------------------------
+
+async def _do_chase(step: Step, **_: Any) -> dict[str, Any]:
+    """督办 by hand: a supervisor presses the people responsible, with what they expect; the assignee and
+    the department's supervisor (whoever of them is not the chaser) are told at once."""
+    if not step.note:
+        raise TicketError("a chase needs a note", "missing_note")
+    ticket = step.ticket
+    due = _local(step.router, ticket.resolution_due_at)
+    message = f"工单 {ticket.number} 被{step.actor.name}督办：{step.note}（办理时限 {due}）"
+    others = [i for i in (ticket.assignee_id, ticket.supervisor_id) if i is not None and i != step.actor.id]
+    recipients = notify(step.session, ticket, others, "chase", message, step.now)
+    return {"notified": recipients}
+
+
+TRANSITIONS["chase"] = Transition(frozenset(OPEN_STATUSES), None, frozenset({"supervisor", "admin"}), "督办")
+ACTIONS["chase"] = _do_chase

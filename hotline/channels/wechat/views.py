@@ -30,6 +30,7 @@ from hotline.channels.wechat.channel import PassiveReply, WeChatChannel
 from hotline.channels.wechat.replay import ReplayGuard
 from hotline.context import AppContext
 from hotline.conversations import service
+from hotline.incidents import bindings
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +188,20 @@ def _handle(ctx: Any, message: Any, max_chars: int):
             return _stored_then_say(ctx, openid, "[关注]", "event", {"event": "subscribe"}, event_id,
                                     ctx.messages("wechat.welcome"))
         if message.event == "unsubscribe":
-            return service.receive(ctx, "wechat", openid, "[取消关注]", kind="event",
-                                   payload={"event": "unsubscribe"}, channel_message_id=event_id, to_bot=False)
+            return _unsubscribed(ctx, openid, event_id)
         if message.event == "click" and message.key in MENU:
             return service.receive(ctx, "wechat", openid, MENU[message.key], kind="event",
                                    payload={"event": "click", "key": message.key}, channel_message_id=event_id,
                                    metadata={"channel": "wechat"})
     return None
+
+
+async def _unsubscribed(ctx: AppContext, openid: str, event_id: str) -> None:
+    """Recorded, and the user's account bindings dropped: no more outage notices to a closed door."""
+    await service.receive(ctx, "wechat", openid, "[取消关注]", kind="event", payload={"event": "unsubscribe"},
+                          channel_message_id=event_id, to_bot=False)
+    async with ctx.sessions.begin() as session:
+        await bindings.unbind(session, openid, ctx.clock())
 
 
 async def _stored_then_say(ctx: Any, openid: str, text: str, kind: str, payload: dict, message_id: str,

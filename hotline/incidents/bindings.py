@@ -1,0 +1,73 @@
+"""Binding a WeChat user to an account (绑定户号): proven by the last four digits of the phone on file or
+the account holder's name; at most 5 tries an hour per user, every try audited."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from hotline.actors import Actor
+from hotline.incidents.doors import audit
+from models import Customer, CustomerPhone, IncidentEvent, WechatBinding
+
+TRIES_PER_HOUR = 5
+
+
+class BindingError(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def masked(name: str) -> str:
+    """张* / 欧阳** : enough for the resident to recognise, not enough to read out."""
+    return name[:1] + "*" * max(1, len(name) - 1) if name else ""
+
+
+def _resident(openid: str) -> Actor:
+    return Actor(kind="resident", name=f"微信用户 {openid[-6:]}")
+
+
+async def bind(session: AsyncSession, openid: str, account_number: str, proof: str,
+               now: dt.datetime) -> Customer | None:
+    """The bound account, or None when the proof failed (the failed try is recorded: commit it)."""
+    failures = (await session.execute(select(func.count()).select_from(IncidentEvent).where(
+        IncidentEvent.subject == "binding", IncidentEvent.action == "bind_failed",
+        IncidentEvent.data["openid"].as_string() == openid,
+        IncidentEvent.at > now - dt.timedelta(hours=1)))).scalar_one()
+    if failures >= TRIES_PER_HOUR:
+        raise BindingError(429, "too_many_tries", "绑定尝试次数过多，请一小时后再试")
+    customer = (await session.execute(select(Customer).where(
+        Customer.account_number == account_number))).scalar_one_or_none()
+    proven = False
+    if customer is not None:
+        phones = (await session.execute(select(CustomerPhone.phone).where(
+            CustomerPhone.customer_id == customer.id))).scalars().all()
+        proof = proof.strip()
+        proven = (len(proof) == 4 and proof.isdigit() and any(p.endswith(proof) for p in phones)) \
+            or (len(proof) >= 2 and proof == customer.name)
+    if customer is None or not proven:
+        audit(session, "binding", customer.id if customer else 0, "bind_failed", _resident(openid), now,
+              {"openid": openid, "account_number": account_number})
+        return None
+    exists = (await session.execute(select(WechatBinding.id).where(
+        WechatBinding.openid == openid, WechatBinding.customer_id == customer.id))).first()
+    if not exists:
+        session.add(WechatBinding(openid=openid, customer_id=customer.id, bound_at=now))
+    audit(session, "binding", customer.id, "bind", _resident(openid), now,
+          {"openid": openid, "account_number": account_number})
+    return customer
+
+
+async def accounts_of(session: AsyncSession, openid: str) -> list[Customer]:
+    return list((await session.execute(select(Customer).join(WechatBinding, WechatBinding.customer_id == Customer.id)
+                                       .where(WechatBinding.openid == openid).order_by(Customer.id))).scalars())
+
+
+async def unbind(session: AsyncSession, openid: str, now: dt.datetime) -> int:
+    result = await session.execute(delete(WechatBinding).where(WechatBinding.openid == openid))
+    count = int(result.rowcount or 0)  # type: ignore[attr-defined]
+    if count:
+        audit(session, "binding", 0, "unbind", _resident(openid), now, {"openid": openid})
+    return count

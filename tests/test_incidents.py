@@ -1,0 +1,202 @@
+"""Incidents: reports of one kind from one area become one incident; confirmed, it tells every reporter
+and links later reports; restoration resolves them all. Outages published from the console reach bound
+residents; public-opinion words raise an alert."""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from sqlalchemy import select
+
+from hotline.channels.base import Delivery
+from hotline.conversations import service
+from models import CallbackTask, Conversation, Customer, CustomerPhone, Message, Ticket
+from tests.conftest import SERVICE, local, login
+
+NO_WATER = {"category": "repair", "business_type": "no_water", "description": "家里没水了"}
+
+
+class RecordingChannel:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []
+
+    async def deliver(self, conversation: Conversation, message: Message) -> Delivery:
+        self.sent.append((conversation.external_user, message.text))
+        return Delivery("delivered")
+
+
+async def _report(client, ctx, who: str, address: str = "定州市中山东路幸福家园3号楼", channel: str = "wechat",
+                  business_type: str = "no_water") -> str:
+    body = {**NO_WATER, "business_type": business_type, "address": address, "channel": channel}
+    if channel == "wechat":
+        received = await service.receive(ctx, "wechat", who, "家里没水了", to_bot=False)
+        body["conversation_id"] = received.conversation_id
+    else:
+        body["phone"] = who
+    resp = await client.post("/api/tickets", headers=SERVICE, json=body)
+    assert resp.status == 201, await resp.text()
+    return (await resp.json())["number"]
+
+
+async def _incidents(client, status: str | None = None, expect: int | None = None) -> list[dict]:
+    for _ in range(100):  # detection runs just after each report commits
+        params = {"status": status} if status else {}
+        items = (await (await client.get("/api/incidents", params=params, headers=SERVICE)).json())["items"]
+        if expect is None or (items and len(items[0]["reports"]) >= expect):
+            return items
+        await asyncio.sleep(0.02)
+    return items
+
+
+async def _told(ctx, who: str) -> list[str]:
+    async with ctx.readers() as session:
+        return list((await session.execute(select(Message.text).join(Conversation).where(
+            Conversation.external_user == who, Message.sender_kind == "system").order_by(Message.id))).scalars())
+
+
+async def test_a_cluster_of_reports_becomes_one_incident_that_closes_the_loop_for_everyone(
+        client, ctx, staff, clock) -> None:
+    ctx.channels["wechat"] = RecordingChannel()
+    numbers = []
+    for i in range(5):  # five WeChat residents and three callers from 城东片区 within ten minutes
+        numbers.append(await _report(client, ctx, f"openid-east-{i}"))
+        clock.advance(minutes=1)
+    for i in range(3):
+        numbers.append(await _report(client, ctx, f"1380000000{i}", address="建设路12号", channel="phone"))
+        clock.advance(minutes=1)
+    suspected = await _incidents(client, "suspected", expect=8)
+    assert len(suspected) == 1 and sorted(suspected[0]["reports"]) == sorted(numbers)
+    incident = suspected[0]
+    assert incident["area"] == "城东片区" and incident["business_type"] == "no_water"
+
+    headers = await login(client, "sun.repair")
+    restore = local(2026, 9, 24, 18, 0).isoformat()
+    confirmed = await client.post(f"/api/incidents/{incident['id']}/confirm", headers=headers, json={
+        "expected_restore_at": restore, "text": "中山东路DN300主管道爆裂，正在抢修。"})
+    assert confirmed.status == 200, await confirmed.text()
+    assert (await confirmed.json())["residents_told"] == 5  # the WeChat reporters (callers hear the IVR)
+    assert any("预计9月24日18:00恢复" in t for t in await _told(ctx, "openid-east-0"))
+    outages = (await (await client.get("/api/outages", params={"area": "城东片区"}, headers=SERVICE)).json())
+    assert any(o["title"] == incident["title"] for o in outages["items"])
+
+    ninth = await _report(client, ctx, "openid-east-9")  # linked at once, told the expected time
+    active = await _incidents(client, "active", expect=9)
+    assert ninth in active[0]["reports"]
+    for _ in range(50):
+        if any("无需重复报修" in t for t in await _told(ctx, "openid-east-9")):
+            break
+        await asyncio.sleep(0.02)
+    assert any("无需重复报修" in t and ninth in t for t in await _told(ctx, "openid-east-9"))
+    async with ctx.readers() as session:
+        ninth_ticket = (await session.execute(select(Ticket).where(Ticket.number == ninth))).scalar_one()
+    assert ninth_ticket.next_escalation_at is None  # not chased separately: the incident is
+
+    other_area = await _report(client, ctx, "openid-west-1", address="定州市兴华路5号")
+    other_kind = await _report(client, ctx, "openid-east-q", business_type="water_quality")
+    active = await _incidents(client, "active")
+    assert other_area not in active[0]["reports"] and other_kind not in active[0]["reports"]
+
+    ended = await client.post(f"/api/incidents/{incident['id']}/end", headers=headers,
+                              json={"resolution": "主管道已修复，供水恢复"})
+    data = await ended.json()
+    assert ended.status == 200 and sorted(data["resolved"]) == sorted([*numbers, ninth])
+    async with ctx.readers() as session:
+        statuses = set((await session.execute(select(Ticket.status).where(
+            Ticket.number.in_([*numbers, ninth])))).scalars())
+        tasks = (await session.execute(select(CallbackTask))).scalars().all()
+    assert statuses == {"resolved"} and len(tasks) == 9  # every reporter gets a callback
+    for _ in range(50):
+        if any("随区域抢修一并处理完毕" in t for t in await _told(ctx, "openid-east-3")):
+            break
+        await asyncio.sleep(0.02)
+    assert any("随区域抢修一并处理完毕" in t for t in await _told(ctx, "openid-east-3"))
+    trail = (await (await client.get(f"/api/events/incident/{incident['id']}", headers=SERVICE)).json())["items"]
+    assert [e["action"] for e in trail if e["action"] != "link"] == ["raise", "confirm", "end"]
+
+
+async def test_a_dismissed_cluster_is_not_raised_again_and_fewer_reports_raise_nothing(client, ctx, staff) -> None:
+    for i in range(2):
+        await _report(client, ctx, f"openid-south-{i}", address="南关大街1号")
+    assert await _incidents(client) == []  # below the threshold
+    await _report(client, ctx, "openid-south-2", address="南关大街1号")
+    suspected = await _incidents(client, "suspected", expect=3)
+    headers = await login(client, "sup")
+    resp = await client.post(f"/api/incidents/{suspected[0]['id']}/dismiss", headers=headers,
+                             json={"note": "各户情况不同"})
+    assert resp.status == 200
+    await _report(client, ctx, "openid-south-3", address="南关大街1号")
+    await asyncio.sleep(0.1)
+    assert await _incidents(client, "suspected") == []  # the same three are not counted again
+    async with ctx.readers() as session:
+        rearmed = (await session.execute(select(Ticket.next_escalation_at).where(
+            Ticket.number == suspected[0]["reports"][0]))).scalar_one()
+    assert rearmed is not None  # chased again as a separate ticket
+    agent = await login(client, "agent1")
+    refused = await client.post(f"/api/incidents/{suspected[0]['id']}/confirm", headers=agent, json={
+        "expected_restore_at": local(2026, 9, 24, 18, 0).isoformat(), "text": "x"})
+    assert refused.status == 403
+
+
+async def test_outages_are_published_extended_and_ended_by_dispatchers_and_bound_residents_hear(
+        client, ctx, staff, clock) -> None:
+    channel = RecordingChannel()
+    ctx.channels["wechat"] = channel
+    async with ctx.sessions.begin() as session:
+        customer = Customer(account_number="3100000088", name="王建国", address="兴华路8号", area="城西片区",
+                            meter_model="LXS-20E", meter_size_dn=20, meter_serial="M88")
+        session.add(customer)
+        await session.flush()
+        session.add(CustomerPhone(customer_id=customer.id, phone="13912345678"))
+    await service.receive(ctx, "wechat", "openid-bound", "你好", to_bot=False)
+    for proof in ("0000", "1111", "2222", "3333", "4444"):
+        bad = await client.post("/api/bindings", headers=SERVICE, json={
+            "openid": "openid-bound", "account_number": "3100000088", "proof": proof})
+        assert bad.status == 422
+    locked = await client.post("/api/bindings", headers=SERVICE, json={
+        "openid": "openid-bound", "account_number": "3100000088", "proof": "5678"})
+    assert locked.status == 429  # five wrong tries: refused for an hour, even with the right digits
+    clock.advance(hours=1, minutes=1)
+    ok = await client.post("/api/bindings", headers=SERVICE, json={
+        "openid": "openid-bound", "account_number": "3100000088", "proof": "5678"})
+    assert ok.status == 200 and (await ok.json())["name"] == "王**"
+    bound = await (await client.get("/api/bindings", params={"openid": "openid-bound"}, headers=SERVICE)).json()
+    assert [b["account_number"] for b in bound["items"]] == ["3100000088"]
+
+    headers = await login(client, "meterman")  # department staff outside the dispatching departments
+    start, end = clock(), clock() + dt.timedelta(hours=6)
+    body = {"areas": ["城西片区", "城北片区"], "title": "兴华路管道改造", "detail": "更换老旧管道。",
+            "planned": True, "starts_at": start.isoformat(), "ends_at": end.isoformat()}
+    assert (await client.post("/api/outages", json=body, headers=headers)).status == 403
+    headers = await login(client, "crew")
+    published = await client.post("/api/outages", json=body, headers=headers)
+    outage = await published.json()
+    assert published.status == 201 and outage["areas"] == ["城西片区", "城北片区"] and outage["residents_told"] == 1
+    assert "停水通知" in channel.sent[-1][1] and channel.sent[-1][0] == "openid-bound"
+    extended = await client.patch(f"/api/outages/{outage['id']}", headers=headers,
+                                  json={"ends_at": (end + dt.timedelta(hours=2)).isoformat()})
+    assert extended.status == 200 and "停水延长" in channel.sent[-1][1]
+    ended = await client.post(f"/api/outages/{outage['id']}/end", headers=headers, json={"note": "提前完工"})
+    assert ended.status == 200 and "恢复供水" in channel.sent[-1][1]
+    north = await (await client.get("/api/outages", params={"area": "城北片区"}, headers=SERVICE)).json()
+    assert all(o["title"] != "兴华路管道改造" for o in north["items"])  # ended: no longer current
+    trail = (await (await client.get(f"/api/events/outage/{outage['id']}", headers=SERVICE)).json())["items"]
+    assert [e["action"] for e in trail] == ["publish", "extend", "end"]
+    assert trail[0]["actor"]["name"] == "crew"
+
+
+async def test_words_that_signal_the_media_raise_an_alert_and_the_tickets_priority(client, ctx, staff) -> None:
+    received = await service.receive(ctx, "web", "resident-angry", "水管漏了三天没人管", to_bot=False)
+    resp = await client.post("/api/tickets", headers=SERVICE, json={
+        "category": "repair", "business_type": "leak", "description": "水管漏了三天",
+        "channel": "web", "conversation_id": received.conversation_id})
+    number = (await resp.json())["number"]
+    await service.receive(ctx, "web", "resident-angry", "再不来修我要找电视台曝光你们", to_bot=False)
+    headers = await login(client, "sup")
+    alerts = (await (await client.get("/api/alerts", headers=headers)).json())["items"]
+    assert len(alerts) == 1 and set(alerts[0]["words"]) == {"电视台", "曝光"} and alerts[0]["ticket"] == number
+    ticket = await (await client.get(f"/api/tickets/{number}", headers=SERVICE)).json()
+    assert ticket["priority"] == "urgent" and ticket["events"][-1]["action"] == "raise_priority"
+    ack = await client.post(f"/api/alerts/{alerts[0]['id']}/acknowledge", headers=headers, json={"note": "已致电"})
+    assert ack.status == 200
+    assert (await (await client.get("/api/alerts", headers=headers)).json())["items"] == []
+    assert (await client.post(f"/api/alerts/{alerts[0]['id']}/acknowledge", headers=headers, json={})).status == 409
