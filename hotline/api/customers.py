@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hotline.api.registry import AGENTS, STAFF_AND_SERVICE, ApiError, ctx_of, json_response, parse_query, route
 from hotline.customers import accounts
+from hotline.incidents.doors import outage_areas
 from hotline.tickets.lifecycle import normalize_phone
 from models import Customer
 
@@ -100,6 +101,8 @@ async def outages(request: web.Request) -> web.Response:
     query = parse_query(request, OutageQuery)
     async with ctx.readers() as session:
         found = await accounts.current_outages(session, ctx.clock(), query.area)
+        areas = {o.id: await outage_areas(session, o) for o in found}
     return json_response({"items": [
-        {"area": o.area, "title": o.title, "detail": o.detail, "planned": o.planned,
-         "starts_at": o.starts_at.isoformat(), "ends_at": o.ends_at.isoformat()} for o in found]})
+        {"id": o.id, "area": o.area, "areas": areas[o.id], "title": o.title, "detail": o.detail,
+         "planned": o.planned, "starts_at": o.starts_at.isoformat(), "ends_at": o.ends_at.isoformat()}
+        for o in found]})

@@ -164,13 +164,14 @@ function route() {
   if (target !== view) { location.hash = target; return; }
   S.view = target;
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("current", a.dataset.nav === target);
-  for (const name of ["queue", "tickets", "calls", "callbacks", "reports", "notices"]) $(`${name}-view`).hidden = name !== target;
+  for (const name of ["queue", "tickets", "calls", "callbacks", "reports", "notices", "incidents"]) $(`${name}-view`).hidden = name !== target;
   if (target === "queue") { loadQueue(); if (arg) openConversation(Number(arg)); }
   if (target === "tickets") { loadTickets(); if (arg) openTicket(arg); window.Gov12345?.failed(); }
   if (target === "calls") loadCalls();
   if (target === "callbacks") loadCallbacks();
   if (target === "notices") loadNotices();
   if (target === "reports") window.HotlineReports?.show(S.me, S.meta);
+  if (target === "incidents") window.HotlineIncidents?.show({ api, toast, fmtTime, me: S.me, meta: S.meta });
 }
 window.addEventListener("hashchange", route);
 
@@ -229,6 +230,11 @@ function onEvent(evt) {
     loadNotices();
   }
   if (type === "callback.changed") later("callbacks", loadCallbacks);
+  if (["incident.changed", "outage.changed", "alert.changed"].includes(type)) {
+    if (type === "incident.changed" && evt.action === "raise") toast(`发现疑似事件：${evt.title || ""}（${evt.reports || 0}条报告）`, true);
+    if (type === "alert.changed" && evt.action === "raise") toast(`舆情预警：${(evt.words || []).join("、")}`, true);
+    later("incidents", () => window.HotlineIncidents?.refresh());
+  }
   if (type.startsWith("call.") && S.view === "calls") later("calls", loadCalls);
 }
 

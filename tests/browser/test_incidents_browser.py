@@ -1,0 +1,73 @@
+"""The night of a burst main in a real browser: eight reports from one area appear to a supervisor as one
+suspected incident, live; the supervisor confirms it and ends it; a dispatcher publishes an outage."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterator
+
+import pytest
+from playwright.sync_api import BrowserContext, expect
+
+from tests.browser.conftest import sign_in
+from tests.service_process import ServiceProcess
+
+TOKEN = "incident-browser-token"
+
+
+@pytest.fixture(scope="module")
+def incident_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
+    svc = ServiceProcess(tmp_path_factory.mktemp("incidents"), TOKEN, bot=False).start()
+    try:
+        yield svc
+    finally:
+        svc.stop()
+
+
+def _local(when: dt.datetime) -> str:
+    """A datetime-local input's value, in the browser's time zone (Asia/Shanghai)."""
+    return when.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%dT%H:%M")
+
+
+def test_a_supervisor_confirms_a_burst_main_and_ends_it(
+        incident_service: ServiceProcess, contexts: Callable[[], BrowserContext]) -> None:
+    supervisor = sign_in(contexts().new_page(), incident_service.url, "sun.repair")
+    supervisor.click("a[data-nav=incidents]")
+    expect(supervisor.locator("#incident-list")).to_contain_text("暂无")
+    numbers = []
+    for i in range(8):  # callers and WeChat residents from 城东片区 within minutes
+        ticket = incident_service.api("/api/tickets", {
+            "category": "repair", "business_type": "no_water", "description": "家里没水了",
+            "channel": "phone" if i < 3 else "web", "phone": f"1380000{i:04d}",
+            "address": f"定州市中山东路{i + 1}号"})
+        numbers.append(ticket["number"])
+    item = supervisor.locator("#incident-list li.incident")
+    expect(item).to_contain_text("疑似")  # arrived live
+    expect(item.locator("a.report-link")).to_have_count(8)
+    expect(item).to_contain_text("城东片区")
+
+    restore = dt.datetime.now(dt.UTC) + dt.timedelta(hours=4)
+    item.locator(".i-restore").fill(_local(restore))
+    item.locator(".i-text").fill("中山东路主管道爆裂，抢修人员已到场。")
+    item.locator(".i-confirm").click()
+    expect(item).to_contain_text("处置中")
+    expect(supervisor.locator("#outage-list")).to_contain_text("城东片区")  # an unplanned outage
+    active = incident_service.api("/api/incidents?status=active")["items"]
+    assert sorted(active[0]["reports"]) == sorted(numbers)
+
+    supervisor.locator("#incident-list li.incident .i-resolution").fill("主管道已修复，恢复供水。")
+    supervisor.locator("#incident-list li.incident .i-end").click()
+    expect(supervisor.locator("#incident-list")).to_contain_text("暂无")
+    for number in numbers:
+        assert incident_service.api(f"/api/tickets/{number}")["status"] == "resolved"
+
+    # A dispatcher of the network-repair centre publishes a planned outage.
+    dispatcher = sign_in(contexts().new_page(), incident_service.url, "wang.repair")
+    dispatcher.click("a[data-nav=incidents]")
+    dispatcher.select_option("#o-areas", ["开发区"])
+    dispatcher.fill("#o-title", "创业大道管道改造")
+    start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    dispatcher.fill("#o-start", _local(start))
+    dispatcher.fill("#o-end", _local(start + dt.timedelta(hours=8)))
+    dispatcher.click("#outage-form button[type=submit]")
+    expect(dispatcher.locator("#outage-list")).to_contain_text("创业大道管道改造")
+    expect(supervisor.locator("#outage-list")).to_contain_text("创业大道管道改造")  # live on the other console
