@@ -2,6 +2,7 @@
 from models.base import Base
 from models.call import Call
 from models.callback import CallbackTask
+from models.console import AgentPresence, CannedReply
 from models.conversation import Conversation, ConversationEvent, Message
 from models.customer import Bill, Customer, CustomerPhone, Outage, Payment
 from models.incident import Incident, IncidentEvent, IncidentReport, OpinionAlert, OutageArea, WechatBinding
@@ -10,6 +11,7 @@ from models.staff import Department, Staff, StaffSession
 from models.ticket import Notification, Ticket, TicketAttachment, TicketCounter, TicketEvent
 
 __all__ = [
+    "AgentPresence", "CannedReply",
     "Base", "Bill", "Call", "CallbackTask", "Conversation", "ConversationEvent", "Customer", "CustomerPhone",
     "Department", "Gov12345Order", "InboundNonce", "Incident", "IncidentEvent", "IncidentReport", "Message",
     "Notification", "OpinionAlert", "Outage", "OutageArea", "OutboxMessage", "Payment",
