@@ -13,6 +13,8 @@ from hotline import reports
 from hotline.api import (  # noqa: F401  (routes register on import)
     auth_views,
     callbacks,
+    canned,
+    context,
     conversation_actions,
     customers,
     incidents,
@@ -20,6 +22,8 @@ from hotline.api import (  # noqa: F401  (routes register on import)
     nlu_feedback,
     queue,
     records,
+    search,
+    supervision,
     tickets,
 )
 from hotline.api import reports as reports_api  # noqa: F401  (routes register on import)

@@ -6,8 +6,9 @@ from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlalchemy import select, update
+from sqlalchemy import or_, select, update
 
+from hotline.api.lookup import conversation_conditions, read_needle
 from hotline.api.registry import (
     AGENTS,
     ALL_STAFF,
@@ -21,7 +22,7 @@ from hotline.api.registry import (
     route,
 )
 from hotline.ivr.vocabulary import CALL_OUTCOMES
-from models import Call, Conversation, ConversationEvent, Message, Notification, Ticket
+from models import Call, Conversation, ConversationEvent, Message, Notification, Staff, Ticket
 
 
 def _call_outcome(value: str) -> str:
@@ -40,6 +41,13 @@ class ConversationQuery(BaseModel):
     channel: ChannelName | None = None
     limit: int = Field(default=50, ge=1, le=200)
     before_id: int | None = None
+    # The history view's filters (会话记录): who served it, when it began (Beijing dates), its rating, and
+    # one search text (户号, phone, ticket number, or words the resident or agent wrote).
+    agent: str | None = Field(default=None, max_length=64, description="username of the agent who served it")
+    since: dt.date | None = Field(default=None, description="created on or after this day (Beijing time)")
+    until: dt.date | None = Field(default=None, description="created on or before this day (Beijing time)")
+    rating: int | None = Field(default=None, ge=0, le=5, description="1-5, or 0 for not rated")
+    q: str | None = Field(default=None, min_length=1, max_length=100)
 
 
 class CallQuery(BaseModel):
@@ -82,8 +90,39 @@ async def list_conversations(request: web.Request) -> web.Response:
     if query.before_id:
         stmt = stmt.where(Conversation.id < query.before_id)
     async with ctx.readers() as session:
+        stmt = await history_filters(ctx, session, stmt, query)
         found = (await session.execute(stmt)).scalars().all()
-    return json_response({"items": [conversation_json(c) for c in found]})
+        names = await staff_names(session, {c.agent_id for c in found if c.agent_id})
+    return json_response({"items": [{**conversation_json(c), "agent_name": names.get(c.agent_id or 0)}
+                                    for c in found],
+                          "next_before_id": found[-1].id if len(found) == query.limit else None})
+
+
+async def history_filters(ctx: Any, session: Any, stmt: Any, query: ConversationQuery) -> Any:
+    """The history view's filters on a conversation query."""
+    tz = ctx.router.calendar.timezone
+    if query.agent:
+        stmt = stmt.where(Conversation.agent_id.in_(select(Staff.id).where(Staff.username == query.agent)))
+    if query.since:
+        stmt = stmt.where(Conversation.created_at >= dt.datetime.combine(query.since, dt.time(), tz))
+    if query.until:
+        stmt = stmt.where(Conversation.created_at < dt.datetime.combine(query.until + dt.timedelta(days=1),
+                                                                        dt.time(), tz))
+    if query.rating == 0:
+        stmt = stmt.where(Conversation.satisfaction.is_(None))
+    elif query.rating:
+        stmt = stmt.where(Conversation.satisfaction == query.rating)
+    if query.q:
+        needle = await read_needle(session, query.q)
+        stmt = stmt.where(or_(*conversation_conditions(needle)))
+    return stmt
+
+
+async def staff_names(session: Any, ids: set[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return dict((await session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(ids)))).all())
+
 
 
 @route("GET", "/api/conversations/{id}", "One conversation with its messages", tag="conversations",
@@ -97,9 +136,19 @@ async def get_conversation(request: web.Request) -> web.Response:
             raise ApiError(404, "not_found", "no such conversation")
         messages = (await session.execute(select(Message).where(Message.conversation_id == conv.id)
                                           .order_by(Message.id))).scalars().all()
+        # For staff only: who spoke (every agent's name) and the whispers (notes the resident never sees).
+        names = await staff_names(session, {m.sender_id for m in messages if m.sender_id} |
+                                  ({conv.agent_id} if conv.agent_id else set()))
+        whispers = (await session.execute(select(ConversationEvent).where(
+            ConversationEvent.conversation_id == conv.id, ConversationEvent.action == "whisper")
+            .order_by(ConversationEvent.id))).scalars().all()
     data = conversation_json(conv)
-    data["messages"] = [message_json(m) for m in messages]
+    data["messages"] = [{**message_json(m), "sender_name": names.get(m.sender_id or 0)} for m in messages]
+    data["agent_name"] = names.get(conv.agent_id or 0)
+    data["whispers"] = [{"id": w.id, "text": w.data.get("text", ""), "by": w.actor_name, "by_id": w.actor_id,
+                         "at": w.at.isoformat()} for w in whispers]
     return json_response(data)
+
 
 
 def conversation_event_json(e: ConversationEvent) -> dict[str, Any]:

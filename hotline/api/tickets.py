@@ -10,6 +10,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
+from hotline.api.context import as_phone
 from hotline.api.registry import (
     ALL_STAFF,
     STAFF_AND_SERVICE,
@@ -75,7 +76,8 @@ class TicketQuery(BaseModel):
     account: str | None = None
     phone: str | None = None
     q: str | None = Field(default=None, min_length=1, max_length=100,
-                          description="text in the number, description, address or contact name")
+                          description="a ticket number, 户号 or phone, or text in the description, address or "
+                                      "contact name")
     limit: int = Field(default=50, ge=1, le=200)
     before_id: int | None = Field(default=None, description="cursor: the next_before_id of the previous page")
 
@@ -191,9 +193,13 @@ def _apply_filters(stmt: Any, query: TicketQuery, actor: Actor, depts: dict[str,
         stmt = stmt.where(Ticket.contact_phone == lifecycle.normalize_phone(query.phone))
     if query.q:
         # autoescape: a % or _ typed by the user is a literal character, not a LIKE wildcard.
+        # 户号 and phone numbers too, exactly (each an indexed column), as agents search by them.
+        q_phone = as_phone(query.q)
         stmt = stmt.where(or_(Ticket.number == query.q, Ticket.description.contains(query.q, autoescape=True),
                               Ticket.address.contains(query.q, autoescape=True),
-                              Ticket.contact_name.contains(query.q, autoescape=True)))
+                              Ticket.contact_name.contains(query.q, autoescape=True),
+                              Ticket.account_number == query.q,
+                              *([Ticket.contact_phone == q_phone] if q_phone else [])))
     if query.before_id:
         stmt = stmt.where(Ticket.id < query.before_id)
     return stmt

@@ -27,7 +27,7 @@ from hotline.ivr.line import CallerHungUp, CallLine
 from hotline.ivr.prompts import PromptLibrary
 from hotline.tickets import lifecycle
 from hotline.tickets.lifecycle import TicketDraft, TicketError
-from models import Customer, CustomerPhone
+from models import AgentPresence, Customer, CustomerPhone
 
 log = logging.getLogger(__name__)
 
@@ -207,8 +207,13 @@ class FlowRunner:
         return hours.open <= now.time().replace(tzinfo=None) < hours.close
 
     async def _agents_on_duty(self) -> bool:
-        """Within the agents' hours and with somewhere to transfer to."""
-        return bool(self.agent_uri) and await self._business_hours()
+        """Within the agents' hours, with somewhere to transfer to, and someone 在线 in the console (the
+        presence that offers conversations). Where no agent has ever set a presence, the hours alone decide."""
+        if not self.agent_uri or not await self._business_hours():
+            return False
+        async with self.ctx.readers() as session:
+            states = set((await session.execute(select(AgentPresence.status).distinct())).scalars())
+        return not states or "online" in states
 
     async def _has_arrears(self) -> bool:
         assert self.state is not None

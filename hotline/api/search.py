@@ -1,0 +1,58 @@
+"""One search box (the console's top bar): accounts, tickets, conversations and calls at once, by 户号,
+phone, ticket number, name or address. Department staff search their department's tickets only."""
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import or_, select
+
+from hotline.api.context import brief_names, call_brief, conversation_brief, mask_name, ticket_brief
+from hotline.api.lookup import conversation_conditions, read_needle, ticket_conditions
+from hotline.api.registry import AGENTS, ALL_STAFF, actor_of, ctx_of, json_response, parse_query, route
+from hotline.customers import accounts
+from models import Call, Conversation, Staff, Ticket
+
+PER_KIND = 10
+
+
+class SearchQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    q: str = Field(min_length=1, max_length=100, description="户号, phone, ticket number, name or address")
+
+
+@route("GET", "/api/search", "Search accounts, tickets, conversations and calls at once", tag="search",
+       query=SearchQuery, roles=ALL_STAFF, errors=(401, 422))
+async def search(request: web.Request) -> web.Response:
+    ctx, actor = ctx_of(request), actor_of(request)
+    query = parse_query(request, SearchQuery)
+    now = ctx.clock()
+    result: dict[str, Any] = {"q": query.q, "accounts": [], "tickets": [], "conversations": [], "calls": []}
+    async with ctx.readers() as session:
+        needle = await read_needle(session, query.q)
+        stmt = select(Ticket).where(or_(*ticket_conditions(needle)))
+        if actor.role == "department":
+            stmt = stmt.where(Ticket.department_id == actor.department_id)
+        tickets = list((await session.execute(stmt.order_by(Ticket.id.desc()).limit(PER_KIND))).scalars())
+        depts, staff = await brief_names(session, tickets)
+        result["tickets"] = [ticket_brief(t, depts, staff, now) for t in tickets]
+        if actor.role not in AGENTS:
+            return json_response(result)
+        found = await accounts.search_customers(session, text=None if needle.phone else needle.text,
+                                                phone=needle.phone, limit=PER_KIND)
+        result["accounts"] = [{"account_number": c.account_number, "name": mask_name(c.name),
+                               "address": c.address, "area": c.area} for c in found]
+        rows = (await session.execute(
+            select(Conversation, Staff.display_name).outerjoin(Staff, Staff.id == Conversation.agent_id)
+            .where(or_(*conversation_conditions(needle, words=False)))
+            .order_by(Conversation.id.desc()).limit(PER_KIND))).all() \
+            if (needle.digits or needle.phone or needle.ticket_number) else []
+        result["conversations"] = [conversation_brief(c, name) for c, name in rows]
+        call_where = [Call.caller == (needle.phone or needle.text)]
+        if needle.digits:
+            call_where.append(Call.account_number == needle.text)
+        calls = (await session.execute(select(Call, Ticket.number).outerjoin(Ticket, Ticket.id == Call.ticket_id)
+                                       .where(or_(*call_where)).order_by(Call.id.desc()).limit(PER_KIND))).all()
+        result["calls"] = [call_brief(c, n) for c, n in calls]
+    return json_response(result)
