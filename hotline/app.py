@@ -20,6 +20,7 @@ from hotline.api import (  # noqa: F401  (routes register on import)
     incidents,
     meta,
     nlu_feedback,
+    outbound,
     queue,
     records,
     search,

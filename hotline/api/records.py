@@ -21,17 +21,22 @@ from hotline.api.registry import (
     path_id,
     route,
 )
+from hotline.ivr.call_records import OUTBOUND_OUTCOMES
 from hotline.ivr.vocabulary import CALL_OUTCOMES
 from models import Call, Conversation, ConversationEvent, Message, Notification, Staff, Ticket
 
 
+ALL_CALL_OUTCOMES = CALL_OUTCOMES + tuple(o for o in OUTBOUND_OUTCOMES if o not in CALL_OUTCOMES)
+
+
 def _call_outcome(value: str) -> str:
-    if value not in CALL_OUTCOMES:
-        raise ValueError(f"unknown outcome {value!r}; expected one of {', '.join(CALL_OUTCOMES)}")
+    if value not in ALL_CALL_OUTCOMES:
+        raise ValueError(f"unknown outcome {value!r}; expected one of {', '.join(ALL_CALL_OUTCOMES)}")
     return value
 
 
-CallOutcome = Annotated[str, AfterValidator(_call_outcome), Field(json_schema_extra={"enum": list(CALL_OUTCOMES)})]
+CallOutcome = Annotated[str, AfterValidator(_call_outcome),
+                        Field(json_schema_extra={"enum": list(ALL_CALL_OUTCOMES)})]
 CONTACT_ROLES = AGENTS | {"service"}
 
 
@@ -53,7 +58,10 @@ class ConversationQuery(BaseModel):
 class CallQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
     caller: str | None = None
+    callee: str | None = None
     outcome: CallOutcome | None = None
+    direction: Literal["inbound", "outbound"] | None = None
+    purpose: Literal["callback", "outage_notice"] | None = None
     limit: int = Field(default=50, ge=1, le=200)
     before_id: int | None = None
 
@@ -170,7 +178,8 @@ async def conversation_events(request: web.Request) -> web.Response:
     return json_response({"items": [conversation_event_json(e) for e in events]})
 
 
-@route("GET", "/api/calls", "Call records of the IVR, newest first", tag="calls", query=CallQuery,
+@route("GET", "/api/calls", "Call records, inbound (IVR) and outbound (dialler), newest first", tag="calls",
+       query=CallQuery,
        roles=CONTACT_ROLES, errors=(401, 403, 422))
 async def list_calls(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
@@ -179,8 +188,14 @@ async def list_calls(request: web.Request) -> web.Response:
             .order_by(Call.id.desc()).limit(query.limit))
     if query.caller:
         stmt = stmt.where(Call.caller == query.caller)
+    if query.callee:
+        stmt = stmt.where(Call.callee == query.callee)
     if query.outcome:
         stmt = stmt.where(Call.outcome == query.outcome)
+    if query.direction:
+        stmt = stmt.where(Call.direction == query.direction)
+    if query.purpose:
+        stmt = stmt.where(Call.purpose == query.purpose)
     if query.before_id:
         stmt = stmt.where(Call.id < query.before_id)
     async with ctx.readers() as session:
@@ -189,7 +204,8 @@ async def list_calls(request: web.Request) -> web.Response:
         {"id": c.id, "sip_call_id": c.sip_call_id, "caller": c.caller, "callee": c.callee,
          "started_at": _iso(c.started_at), "answered_at": _iso(c.answered_at), "ended_at": _iso(c.ended_at),
          "menu_path": c.menu_path, "digits": c.digits, "account_number": c.account_number,
-         "outcome": c.outcome, "ticket_number": number,
+         "outcome": c.outcome, "ticket_number": number, "direction": c.direction, "purpose": c.purpose,
+         "outage_id": c.outage_id, "callback_task_id": c.callback_task_id, "sip_status": c.sip_status,
          "recording_url": f"/api/calls/{c.id}/recording" if c.recording_path else None}
         for c, number in rows]})
 

@@ -33,7 +33,21 @@ class PhonePlugin:
             yield
             await service.stop()
 
+        async def dialler(_: web.Application) -> AsyncIterator[None]:
+            """The outbound dialler ([outbound]): callback surveys and outage notices by telephone."""
+            from hotline.ivr.outbound.jobs import dialler_enabled
+            if not dialler_enabled(ctx.config):
+                yield
+                return
+            from hotline.ivr.outbound.dialler import Dialler  # pyVoIP is imported only where it runs
+            outbound = Dialler(ctx)
+            await outbound.start()
+            ctx.health_checks["outbound"] = outbound.status
+            yield
+            await outbound.stop()
+
         app.cleanup_ctx.append(ivr)
+        app.cleanup_ctx.append(dialler)
 
 
 register(PhonePlugin())

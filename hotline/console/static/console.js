@@ -663,12 +663,19 @@ function tickCountdown() {
 
 // ---- calls and notices -----------------------------------------------------------------
 
+// Outbound calls (外呼: callback surveys, outage notices) share the list with the IVR's inbound calls.
+const CALL_PURPOSES = { callback: "回访", outage_notice: "停水通知" };
+const OUTBOUND_OUTCOMES = { answered: "已接听", busy: "忙线", no_answer: "无人接听", rejected: "拒接",
+  invalid_number: "空号", failed: "失败" };
+const callParty = (c) => c.direction === "outbound" ? `外呼→${c.callee}（${CALL_PURPOSES[c.purpose] || "外呼"}）` : c.caller;
+const callOutcome = (c) => (c.direction === "outbound" ? OUTBOUND_OUTCOMES[c.outcome] : OUTCOMES[c.outcome]) || c.outcome || "进行中";
+
 async function loadCalls() {
   let data;
   try { data = await api("GET", "/api/calls?limit=100"); } catch (err) { toast(err.message, true); return; }
   clear($("call-rows"), ...data.items.map((c) => el("tr", { dataset: { callId: c.id } },
-    el("td", { text: fmtTime(c.started_at) }), el("td", { text: c.caller }), el("td", { text: c.account_number || "" }),
-    el("td", { text: (c.menu_path || []).join(" → ") }), el("td", { text: OUTCOMES[c.outcome] || c.outcome || "进行中" }),
+    el("td", { text: fmtTime(c.started_at) }), el("td", { text: callParty(c) }), el("td", { text: c.account_number || "" }),
+    el("td", { text: (c.menu_path || []).join(" → ") }), el("td", { text: callOutcome(c) }),
     el("td", {}, c.ticket_number ? el("a", { href: `#tickets/${c.ticket_number}`, text: c.ticket_number }) : ""),
     el("td", {}, c.recording_url ? el("audio", { controls: true, preload: "none", src: c.recording_url }) : ""))));
 }
