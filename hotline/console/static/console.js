@@ -21,7 +21,15 @@ const SENDERS = { resident: "居民", bot: "智能客服", agent: "客服", syst
 const ACTIONS = { assign: "派单", start: "开始处理", resolve: "办结", callback: "记录回访", close: "归档",
   reopen: "重新处理", reroute: "转派", comment: "备注", create: "创建", link: "关联会话", escalate: "督办",
   arrive: "到场", request_extension: "申请延期", approve_extension: "批准延期", reject_extension: "驳回延期",
-  return: "退单", attach: "附件" };
+  return: "退单", attach: "附件", chase: "督办" };
+// What a toast says once an action is done (not "备注已完成").
+const DONE = { comment: "备注已添加", assign: "已派单", start: "已开始处理", resolve: "已办结", callback: "回访已记录",
+  close: "已归档", reopen: "已重新处理", reroute: "已转派", arrive: "已登记到场", request_extension: "延期申请已提交",
+  approve_extension: "已批准延期", reject_extension: "已驳回延期", return: "已退单", chase: "已督办，责任人已收到通知" };
+// An escalation notice's level in words and colour (its kind is the escalation step's name).
+const NOTICE_LEVELS = { warning: ["预警", "warning"], response_overdue: ["响应超时", "overdue"], overdue: ["已超时", "overdue"],
+  on_site_overdue: ["到场超时", "overdue"], overdue_level2: ["二级督办", "level2"], reopened: ["回访不满意重办", "level2"],
+  returned: ["退单待重派", "warning"], chase: ["人工督办", "level2"] };
 const ANSWERS = { satisfied: "满意", basically_satisfied: "基本满意", dissatisfied: "不满意", unclear: "未能识别",
   unreachable: "未联系上" };
 const OUTCOMES = { self_served: "自助服务", ticket: "已建工单", transferred: "已转人工", voicemail: "语音留言",
@@ -57,10 +65,12 @@ function el(tag, props = {}, ...kids) {
 
 function clear(node, ...kids) { node.replaceChildren(...kids.filter((k) => k)); }
 
-function fmtTime(iso) {
+const TIME_PARTS = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Shanghai", hourCycle: "h23",
+  year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+function fmtTime(iso) {  // one format everywhere, as the server writes it in notices: 2026-09-24 17:00 (Beijing)
   if (!iso) return "";
-  return new Date(iso).toLocaleString("zh-CN", { timeZone: "Asia/Shanghai", hour12: false,
-    month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit" });
+  const p = Object.fromEntries(TIME_PARTS.formatToParts(new Date(iso)).map((x) => [x.type, x.value]));
+  return `${p.year}-${p.month}-${p.day} ${p.hour}:${p.minute}`;
 }
 
 function fmtSpan(ms) {
@@ -164,7 +174,7 @@ function route() {
   if (target !== view) { location.hash = target; return; }
   S.view = target;
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("current", a.dataset.nav === target);
-  for (const name of ["queue", "tickets", "calls", "callbacks", "reports", "notices", "incidents"]) $(`${name}-view`).hidden = name !== target;
+  for (const name of ["queue", "tickets", "calls", "callbacks", "reports", "notices", "history", "search", "supervise", "incidents"]) $(`${name}-view`).hidden = name !== target;
   if (target === "queue") { loadQueue(); if (arg) openConversation(Number(arg)); }
   if (target === "tickets") { loadTickets(); if (arg) openTicket(arg); window.Gov12345?.failed(); }
   if (target === "calls") loadCalls();
@@ -172,6 +182,7 @@ function route() {
   if (target === "notices") loadNotices();
   if (target === "reports") window.HotlineReports?.show(S.me, S.meta);
   if (target === "incidents") window.HotlineIncidents?.show({ api, toast, fmtTime, me: S.me, meta: S.meta });
+  window.HotlineShift?.show(target, arg);  // 会话记录, 搜索, 坐席监控
 }
 window.addEventListener("hashchange", route);
 
@@ -201,6 +212,7 @@ function setLive(on) {
 
 function onEvent(evt) {
   const type = evt.type || "";
+  window.HotlineShift?.onEvent(evt);  // presence, whispers, notifications, the supervisors' overview
   if (type.startsWith("outbox.")) { window.Gov12345?.onEvent(evt); return; }
   if (type === "hello" || type === "resync") {  // maybe missed events: fetch what is on screen again
     refreshView();
@@ -305,7 +317,7 @@ async function openConversation(id, quiet = false) {
   S.conv = conv;
   $("conversation").hidden = false;
   $("conversation-empty").hidden = true;
-  if (!quiet) { $("conv-error").textContent = ""; $("ticket-form").hidden = true; }
+  if (!quiet) { $("conv-error").textContent = ""; if ($("ticket-dialog").open) $("ticket-dialog").close(); }
   for (const li of document.querySelectorAll(".lists li[data-conversation-id]")) {
     li.classList.toggle("selected", Number(li.dataset.conversationId) === id);
   }
@@ -314,6 +326,7 @@ async function openConversation(id, quiet = false) {
   for (const m of conv.messages) appendMessage(m);
   loadConversationTickets();
   loadConversationTrail();
+  window.HotlineShift?.conversationOpened(conv, quiet);  // the resident's context, whispers
 }
 
 function renderConversationHead() {
@@ -325,11 +338,12 @@ function renderConversationHead() {
   if (c.bot_intent) bits.push(`机器人判断：${S.meta.categories[c.bot_intent] || c.bot_intent}`);
   if (c.handoff_reason) bits.push(`转人工原因：${HANDOFF[c.handoff_reason] || c.handoff_reason}`);
   if (c.satisfaction) bits.push(`满意度：${c.satisfaction}分`);
+  if (c.agent_name) bits.push(`接待坐席：${c.agent_name}`);
   $("conv-meta").textContent = bits.join(" · ");
   $("take-over").hidden = !["waiting", "bot"].includes(c.status);
   $("hand-back").hidden = !(mine || oversee);
   $("close-conv").hidden = c.status === "closed";
-  $("reply-form").hidden = !(mine || oversee);
+  $("reply-form").hidden = !mine;  // a supervisor whispers or takes over; the resident hears one person
   $("new-ticket").hidden = false;
 }
 
@@ -337,7 +351,10 @@ function appendMessage(m) {
   const list = $("transcript");
   if (list.querySelector(`li[data-id="${Number(m.id)}"]`)) return;
   const cls = m.sender_kind === "system" ? "system" : m.direction;
-  const who = `${SENDERS[m.sender_kind] || m.sender_kind} · ${fmtTime(m.created_at)}`;
+  // Only the conversation's own agent speaks to the resident, so a live reply without a name is theirs.
+  const agentName = m.sender_name || (S.conv && S.conv.id === S.convId && S.conv.agent_name);
+  const speaker = m.sender_kind === "agent" && agentName ? `客服 ${agentName}` : SENDERS[m.sender_kind] || m.sender_kind;
+  const who = `${speaker} · ${fmtTime(m.created_at)}`;
   const body = m.kind === "text" || m.kind === "event" ? m.text : `[${{ image: "图片", voice: "语音", location: "位置" }[m.kind] || m.kind}] ${m.text || ""}`;
   list.append(el("li", { class: cls, dataset: { id: m.id } }, el("span", { class: "who", text: who }), body,
     m.delivery_status === "failed" ? el("span", { class: "failed", text: `未送达：${m.delivery_error || ""}` }) : null));
@@ -449,12 +466,14 @@ $("new-ticket").addEventListener("click", async () => {
   $("ticket-form").dataset.latitude = draft.latitude ?? "";
   $("ticket-form").dataset.longitude = draft.longitude ?? "";
   $("ticket-form").hidden = false;
+  if (!$("ticket-dialog").open) $("ticket-dialog").showModal();  // where the agent's eyes are
+  window.HotlineShift?.fillOpenTickets($("tf-open"));  // the resident's open tickets first: link, not duplicate
   $("tf-category").focus();
 });
 $("tf-category").addEventListener("change", () => {
   fillSelect($("tf-business-type"), businessTypesOf($("tf-category").value), "", "按类别默认");
 });
-$("tf-cancel").addEventListener("click", () => { $("ticket-form").hidden = true; });
+$("tf-cancel").addEventListener("click", () => { $("ticket-dialog").close(); });
 $("ticket-form").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const f = $("ticket-form");
@@ -470,7 +489,7 @@ $("ticket-form").addEventListener("submit", async (ev) => {
   $("tf-submit").disabled = true;
   try {
     const t = await api("POST", "/api/tickets", body);
-    f.hidden = true;
+    $("ticket-dialog").close();
     toast(`已创建工单 ${t.number}（${t.department_name}，${t.resolution_limit_text}内办结）`);
     loadConversationTickets();
   } catch (err) {
@@ -518,14 +537,19 @@ async function loadTickets(more = false) {
   S.tickets = more ? S.tickets.concat(data.items) : data.items;
   S.nextBefore = data.next_before_id;
   $("ticket-more").hidden = !S.nextBefore;
-  clear($("ticket-rows"), ...S.tickets.map((t) => el("tr", {
-    dataset: { number: t.number }, class: t.overdue ? "overdue" : "",
+  const selected = S.ticket && S.ticket.number;
+  clear($("ticket-rows"), ...(S.tickets.length ? [] : [el("tr", { class: "empty-row" },
+    el("td", { colspan: 8, class: "meta", text: "没有符合条件的工单" }))]), ...S.tickets.map((t) => el("tr", {
+    dataset: { number: t.number }, class: [t.overdue ? "overdue" : "", t.number === selected ? "selected" : ""].join(" ").trim(),
     onclick: () => { location.hash = `tickets/${t.number}`; } },
   el("td", { text: t.number }),
   el("td", {}, t.priority === "urgent" ? el("span", { class: "tag urgent", text: "紧急" }) : null, t.business_type_name),
   el("td", { text: t.department_name || "" }),
   el("td", { text: t.status_label }),
-  el("td", { class: "due", text: t.overdue ? `已超时 ${fmtSpan(Date.now() - new Date(t.resolution_due_at))}` : fmtTime(t.resolution_due_at) }))));
+  el("td", { class: "due", text: t.overdue ? `已超时 ${fmtSpan(Date.now() - new Date(t.resolution_due_at))}` : fmtTime(t.resolution_due_at) }),
+  el("td", { text: t.assignee_name || "未派单" }),
+  el("td", { class: "addr", text: t.address || "", title: t.address || "" }),
+  el("td", { text: fmtTime(t.created_at) }))));
 }
 $("ticket-filters").addEventListener("submit", (ev) => { ev.preventDefault(); loadTickets(); });
 $("ticket-more").addEventListener("click", () => loadTickets(true));
@@ -533,7 +557,16 @@ for (const id of ["f-department", "f-status", "f-category", "f-channel", "f-over
 
 async function openTicket(number, quiet = false) {
   let t;
-  try { t = await api("GET", `/api/tickets/${encodeURIComponent(number)}`); } catch (err) { if (!quiet) toast(err.message, true); return; }
+  try { t = await api("GET", `/api/tickets/${encodeURIComponent(number)}`); } catch (err) {
+    if (!quiet) {
+      toast(err.message, true);
+      S.ticket = null;
+      $("ticket").hidden = true;
+      for (const tr of document.querySelectorAll("#ticket-rows tr.selected")) tr.classList.remove("selected");
+    }
+    return;
+  }
+  for (const tr of document.querySelectorAll("#ticket-rows tr[data-number]")) tr.classList.toggle("selected", tr.dataset.number === t.number);
   const keepAction = quiet && S.ticket && S.ticket.number === t.number ? S.pendingAction : null;
   S.ticket = t;
   $("ticket").hidden = false;
@@ -554,11 +587,13 @@ async function openTicket(number, quiet = false) {
     ["督办级别", t.escalation_level ? `第${t.escalation_level}级` : ""],
     ["会话", t.conversation_id ? `#${t.conversation_id}` : ""],
   ];
-  clear($("t-fields"), ...rows.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
+  clear($("t-fields"), ...rows.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", { text: k }),
+    k === "会话" ? el("dd", {}, el("a", { href: `#queue/${t.conversation_id}`, text: `${v}（查看会话）` })) : el("dd", { text: v })]));
   window.Gov12345?.show(t);  // a 12345 ticket's order, limits and messages (gov12345.js)
   clear($("t-trail"), ...t.events.map((e) => el("li", {},
     el("span", { class: "when", text: fmtTime(e.at) }),
-    `${e.actor_name || "系统"} ${ACTIONS[e.action] || e.action}`,
+    `${e.actor_kind === "service" ? "智能客服" : e.actor_name || "系统"} ${ACTIONS[e.action] || e.action}`,
+    e.action === "callback" && e.data && e.data.satisfaction ? `（${e.data.satisfaction}分${ANSWERS[e.data.result] ? "，" + ANSWERS[e.data.result] : ""}）` : "",
     e.action === "assign" && e.data && e.data.assignee_name ? ` → ${e.data.assignee_name}` : "",
     e.note ? `：${e.note}` : "")));
   clear($("t-attachments"), ...(t.attachments.length ? t.attachments.map((a) => el("li", { text: `${a.kind} ${a.uri}` })) : [el("li", { class: "meta", text: "无" })]));
@@ -635,7 +670,7 @@ $("t-action-form").addEventListener("submit", async (ev) => {
     await api("POST", `/api/tickets/${encodeURIComponent(S.ticket.number)}/${path}`, payload);
     S.pendingAction = null;
     await openTicket(S.ticket.number, true);
-    toast(`${ACTIONS[action]}已完成`);
+    toast(DONE[action] || `已${ACTIONS[action] || action}`);
   } catch (err) {
     $("t-error").textContent = err.message;
   }
@@ -675,7 +710,8 @@ async function loadCalls() {
   try { data = await api("GET", "/api/calls?limit=100"); } catch (err) { toast(err.message, true); return; }
   clear($("call-rows"), ...data.items.map((c) => el("tr", { dataset: { callId: c.id } },
     el("td", { text: fmtTime(c.started_at) }), el("td", { text: callParty(c) }), el("td", { text: c.account_number || "" }),
-    el("td", { text: (c.menu_path || []).join(" → ") }), el("td", { text: callOutcome(c) }),
+    el("td", { text: c.ended_at ? fmtSpan(new Date(c.ended_at) - new Date(c.answered_at || c.started_at)) : "进行中" }),
+    el("td", { text: (c.menu_path || []).join(" → ") }), el("td", { class: "digits", text: Array.isArray(c.digits) ? c.digits.join(" ") : c.digits || "" }), el("td", { text: callOutcome(c) }),
     el("td", {}, c.ticket_number ? el("a", { href: `#tickets/${c.ticket_number}`, text: c.ticket_number }) : ""),
     el("td", {}, c.recording_url ? el("audio", { controls: true, preload: "none", src: c.recording_url }) : ""))));
 }
@@ -717,7 +753,8 @@ async function loadNotices() {
   try { data = await api("GET", "/api/notifications"); } catch (_) { return; }
   $("notice-count").textContent = data.items.length || "";
   clear($("notice-list"), ...(data.items.length ? data.items.map((n) => el("li", { dataset: { noticeId: n.id } },
-    el("div", { class: "row" }, el("span", { class: "tag bad", text: "督办" }), el("span", { class: "meta", text: fmtTime(n.created_at) })),
+    el("div", { class: "row" }, el("span", { class: `tag level-${NOTICE_LEVELS[n.kind] ? NOTICE_LEVELS[n.kind][1] : "overdue"}`,
+      text: NOTICE_LEVELS[n.kind] ? NOTICE_LEVELS[n.kind][0] : "督办" }), el("span", { class: "meta", text: fmtTime(n.created_at) })),
     el("div", { text: n.message }),
     el("div", { class: "actions" },
       n.ticket ? el("a", { href: `#tickets/${n.ticket}`, text: "查看工单" }) : null,
