@@ -131,12 +131,13 @@ async def resident_context(ctx: AppContext, session: AsyncSession, *, customer: 
             stmt = stmt.where(Conversation.id != exclude_conversation)
         conversations = [conversation_brief(c, name) for c, name in (await session.execute(stmt)).all()][:HISTORY]
     data["conversations"] = conversations
-    call_where = ([Call.account_number == account] if account else []) + ([Call.caller.in_(phones)] if phones else [])
-    calls: list[dict[str, Any]] = []
-    if call_where:
-        rows = (await session.execute(select(Call, Ticket.number).outerjoin(Ticket, Ticket.id == Call.ticket_id)
-                                      .where(or_(*call_where)).order_by(Call.id.desc()).limit(HISTORY))).all()
-        calls = [call_brief(c, n) for c, n in rows]
+    call_where = ([Call.account_number == account] if account else []) + [Call.caller == p for p in phones]
+    found_calls: dict[int, tuple[Call, str | None]] = {}
+    for where in call_where:  # one indexed newest-first walk each, as for tickets
+        for c, n in (await session.execute(select(Call, Ticket.number).outerjoin(Ticket, Ticket.id == Call.ticket_id)
+                                           .where(where).order_by(Call.id.desc()).limit(HISTORY))).all():
+            found_calls[c.id] = (c, n)
+    calls = [call_brief(c, n) for c, n in sorted(found_calls.values(), key=lambda r: -r[0].id)[:HISTORY]]
     data["calls"] = calls
     return data
 

@@ -52,17 +52,19 @@ async def read_needle(session: AsyncSession, text: str) -> Needle:
 
 
 def ticket_conditions(needle: Needle, words: bool = True) -> list[Any]:
-    """A ticket matches by number, 户号, phone, or (with `words`) words in its address, contact or description."""
+    """A ticket matches by number, 户号, phone, or (with `words`) words in its address, contact or description.
+
+    Each returned condition is meant for its own newest-first query: OR-ed together with ORDER BY id DESC
+    LIMIT, SQLite walks the whole id index instead of the (account_number, id) and (contact_phone, id) ones.
+    The words come as one condition (they scan anyway)."""
     conds: list[Any] = [Ticket.number == (needle.ticket_number or needle.text)]
     accounts = sorted(set(needle.accounts) | ({needle.text} if needle.digits else set()))
-    if accounts:
-        conds.append(Ticket.account_number.in_(accounts))
-    if needle.phones:
-        conds.append(Ticket.contact_phone.in_(needle.phones))
+    conds += [Ticket.account_number == a for a in accounts]
+    conds += [Ticket.contact_phone == p for p in needle.phones]
     if words and not needle.digits and not needle.ticket_number:
-        conds += [Ticket.address.contains(needle.text, autoescape=True),
-                  Ticket.contact_name.contains(needle.text, autoescape=True),
-                  Ticket.description.contains(needle.text, autoescape=True)]
+        conds.append(or_(Ticket.address.contains(needle.text, autoescape=True),
+                         Ticket.contact_name.contains(needle.text, autoescape=True),
+                         Ticket.description.contains(needle.text, autoescape=True)))
     return conds
 
 

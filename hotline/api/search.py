@@ -31,10 +31,14 @@ async def search(request: web.Request) -> web.Response:
     result: dict[str, Any] = {"q": query.q, "accounts": [], "tickets": [], "conversations": [], "calls": []}
     async with ctx.readers() as session:
         needle = await read_needle(session, query.q)
-        stmt = select(Ticket).where(or_(*ticket_conditions(needle)))
-        if actor.role == "department":
-            stmt = stmt.where(Ticket.department_id == actor.department_id)
-        tickets = list((await session.execute(stmt.order_by(Ticket.id.desc()).limit(PER_KIND))).scalars())
+        by_id: dict[int, Ticket] = {}
+        for cond in ticket_conditions(needle):  # one indexed newest-first walk each, merged
+            stmt = select(Ticket).where(cond)
+            if actor.role == "department":
+                stmt = stmt.where(Ticket.department_id == actor.department_id)
+            for t in (await session.execute(stmt.order_by(Ticket.id.desc()).limit(PER_KIND))).scalars():
+                by_id[t.id] = t
+        tickets = sorted(by_id.values(), key=lambda t: t.id, reverse=True)[:PER_KIND]
         depts, staff = await brief_names(session, tickets)
         result["tickets"] = [ticket_brief(t, depts, staff, now) for t in tickets]
         if actor.role not in AGENTS:
@@ -52,7 +56,10 @@ async def search(request: web.Request) -> web.Response:
         call_where = [Call.caller == (needle.phone or needle.text)]
         if needle.digits:
             call_where.append(Call.account_number == needle.text)
-        calls = (await session.execute(select(Call, Ticket.number).outerjoin(Ticket, Ticket.id == Call.ticket_id)
-                                       .where(or_(*call_where)).order_by(Call.id.desc()).limit(PER_KIND))).all()
-        result["calls"] = [call_brief(c, n) for c, n in calls]
+        calls: dict[int, Any] = {}
+        for cond in call_where:
+            stmt_call = select(Call, Ticket.number).outerjoin(Ticket, Ticket.id == Call.ticket_id).where(cond)
+            for c, n in (await session.execute(stmt_call.order_by(Call.id.desc()).limit(PER_KIND))).all():
+                calls[c.id] = (c, n)
+        result["calls"] = [call_brief(c, n) for c, n in sorted(calls.values(), key=lambda r: -r[0].id)[:PER_KIND]]
     return json_response(result)
