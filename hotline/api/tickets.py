@@ -193,13 +193,20 @@ def _apply_filters(stmt: Any, query: TicketQuery, actor: Actor, depts: dict[str,
         stmt = stmt.where(Ticket.contact_phone == lifecycle.normalize_phone(query.phone))
     if query.q:
         # autoescape: a % or _ typed by the user is a literal character, not a LIKE wildcard.
-        # 户号 and phone numbers too, exactly (each an indexed column), as agents search by them.
+        # 户号 and phone numbers too, exactly, as agents search by them: a number of 7 digits or more is looked
+        # up by 户号 and phone only, each through its own index (rowid IN (...) is a seek, where an OR
+        # with ORDER BY id DESC LIMIT had SQLite scan a million descriptions for it).
         q_phone = as_phone(query.q)
-        stmt = stmt.where(or_(Ticket.number == query.q, Ticket.description.contains(query.q, autoescape=True),
-                              Ticket.address.contains(query.q, autoescape=True),
-                              Ticket.contact_name.contains(query.q, autoescape=True),
-                              Ticket.account_number == query.q,
-                              *([Ticket.contact_phone == q_phone] if q_phone else [])))
+        if query.q.isdigit() and len(query.q) >= 7:
+            by_account = select(Ticket.id).where(Ticket.account_number == query.q)
+            exact: Any = by_account.union(select(Ticket.id).where(Ticket.contact_phone == q_phone)) if q_phone \
+                else by_account
+            stmt = stmt.where(Ticket.id.in_(exact))
+        else:
+            stmt = stmt.where(or_(Ticket.number == query.q, Ticket.description.contains(query.q, autoescape=True),
+                                  Ticket.address.contains(query.q, autoescape=True),
+                                  Ticket.contact_name.contains(query.q, autoescape=True),
+                                  *([Ticket.contact_phone == q_phone] if q_phone else [])))
     if query.before_id:
         stmt = stmt.where(Ticket.id < query.before_id)
     return stmt
