@@ -58,7 +58,7 @@ async def test_a_registered_channel_appears_in_meta_openapi_validation_and_deliv
         meta = await (await client.get("/api/meta", headers=SERVICE)).json()
         assert {"name": "sms", "label": "短信", "sends": ["text"], "identifies_by": "mobile number",
                 "conversations": True} in meta["channels"]
-        assert {c["name"] for c in meta["channels"]} == {"web", "wechat", "phone", "counter", "sms"}
+        assert {c["name"] for c in meta["channels"]} == {"web", "wechat", "phone", "counter", "gov12345", "sms"}
         assert set(meta) >= {"channels", "categories", "business_types", "statuses", "roles"}
 
         doc = await (await client.get("/api/openapi.json")).json()
@@ -95,7 +95,7 @@ def test_the_console_and_the_bot_take_channel_names_from_the_server() -> None:
 def test_every_channel_folder_registers_a_plugin() -> None:
     folders = {p.name for p in (Path(registry.__file__).parent).iterdir()
                if p.is_dir() and (p / "__init__.py").exists()}
-    assert folders == {"counter", "phone", "webchat", "wechat"}
+    assert folders == {"counter", "gov12345", "phone", "webchat", "wechat"}
     assert set(registry.names()) >= {"counter", "phone", "web", "wechat"}
 
 
