@@ -120,29 +120,6 @@ class OutboundConfig:
 
 
 @dataclasses.dataclass
-class OutboundConfig:
-    """The outbound dialler (外呼): pyVoIP registered as an extension of the utility's PBX or SIP trunk.
-
-    It places callback surveys for telephone tickets and outage notices; disabled until a registrar is set."""
-
-    enabled: bool = False
-    registrar: str = ""  # host:port of the PBX or trunk to REGISTER with (and send every request through)
-    username: str = ""
-    password: str = ""  # better: HOTLINE_OUTBOUND_PASSWORD in the environment
-    domain: str = ""  # the domain in From/To and the Request-URI; default: the registrar's host:port
-    caller_id: str = ""  # the display name / number residents see; default: username
-    lines: int = 4  # calls at once
-    calling_hours: str = "08:00-21:00"  # Beijing time; nothing is dialled outside them
-    ring_seconds: float = 30.0  # unanswered by then: CANCEL, recorded as no answer and retried
-    local_host: str = "127.0.0.1"  # our address in Via, Contact and SDP (reachable by the PBX)
-    sip_port: int = 5070  # our UDP port for SIP (must differ from [sip] port)
-    rtp_port_min: int = 30002
-    rtp_port_max: int = 30999
-    register_expires: int = 300
-    interval_seconds: float = 5.0  # how often due calls are looked for
-
-
-@dataclasses.dataclass
 class BotConfig:
     # Empty URLs mean run_hotline.py starts the Rasa and action servers itself,
     # on these ports of 127.0.0.1.
@@ -215,7 +192,6 @@ class Config:
     escalation: EscalationConfig = dataclasses.field(default_factory=EscalationConfig)
     callback: CallbackConfig = dataclasses.field(default_factory=CallbackConfig)
     sip: SipConfig = dataclasses.field(default_factory=SipConfig)
-    outbound: OutboundConfig = dataclasses.field(default_factory=OutboundConfig)
     outbound: OutboundConfig = dataclasses.field(default_factory=OutboundConfig)
     bot: BotConfig = dataclasses.field(default_factory=BotConfig)
     wechat: WechatConfig = dataclasses.field(default_factory=WechatConfig)
