@@ -34,6 +34,9 @@ def _parser() -> argparse.ArgumentParser:
     add.add_argument("--role", required=True, choices=["agent", "supervisor", "department", "admin"])
     add.add_argument("--department", help="department code from the routing file")
     add.add_argument("--display-name")
+    nlu = sub.add_parser("export-nlu", help="write agents' corrections of the bot as Rasa NLU YAML, for review")
+    nlu.add_argument("--out", help="file to write (default: standard output)")
+    nlu.add_argument("--since", help="only corrections from this date on (YYYY-MM-DD)")
     return parser
 
 
@@ -78,6 +81,20 @@ async def _seed(config, accounts: int) -> str:
         await ctx.engine.dispose()
 
 
+async def _export_nlu(config, since: str | None) -> str:
+    import datetime as dt
+
+    from hotline.api.nlu_feedback import export_rows, nlu_yaml
+    from hotline.context import build_context
+    start = dt.datetime.fromisoformat(since).replace(tzinfo=dt.UTC) if since else None
+    ctx = build_context(config)
+    try:
+        async with ctx.readers() as session:
+            return nlu_yaml(await export_rows(session, start))
+    finally:
+        await ctx.engine.dispose()
+
+
 def _serve(config) -> None:
     from aiohttp import web
 
@@ -110,6 +127,13 @@ def main(argv: list[str] | None = None) -> int:
             print(asyncio.run(_seed(config, args.accounts)))
         elif command == "adduser":
             print(asyncio.run(_adduser(config, args)))
+        elif command == "export-nlu":
+            text = asyncio.run(_export_nlu(config, args.since))
+            if args.out:
+                with open(args.out, "w", encoding="utf-8") as out:
+                    out.write(text)
+            else:
+                sys.stdout.write(text)
     except (ConfigError, ValueError, FlowError, PromptError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
