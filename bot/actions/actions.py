@@ -1,25 +1,37 @@
 """Actions that answer from, or write to, the shared store through the hotline API."""
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 from rasa_sdk import Action, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import ActiveLoop, FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions import hotline_api, knowledge
-from actions.common import api_down, channel, find_account, handoff, mask_name, metadata, user_texts
+from actions import escalation, hotline_api, knowledge, outages
+from actions.common import (
+    FORM_CATEGORIES,
+    TICKET_RE,
+    api_down,
+    channel,
+    confidence_of,
+    find_account,
+    find_phone,
+    handoff,
+    intent_of,
+    looks_like_address,
+    mask_name,
+    metadata,
+    problem_words,
+    user_events,
+)
+from actions.forms import is_general_billing
 
-SHANGHAI = dt.timezone(dt.timedelta(hours=8))
-RESET_AFTER_TICKET = ["problem", "address"]
-
-
-def _local(iso: str | None) -> str:
-    if not iso:
-        return ""
-    return dt.datetime.fromisoformat(iso).astimezone(SHANGHAI).strftime("%m月%d日%H:%M")
+RESET_AFTER_TICKET = ["problem", "address", "leak_location", "gave_up"]
+FORM_NAMES = {"repair_form": "报修", "complaint_form": "投诉", "billing_form": "水费查询", "status_form": "工单查询"}
+INTENT_CATEGORY = {"repair": "repair", "complaint": "complaint", "billing": "billing", "inquiry": "inquiry",
+                   "ticket_status": "inquiry"}
+ANSWERED_BY_FORM = {"complaint": "complaint_form", "billing": "billing_form", "ticket_status": "status_form"}
 
 
 def _ticket_payload(tracker: Tracker, category: str, description: str, **extra: Any) -> dict[str, Any]:
@@ -43,31 +55,128 @@ def _ticket_payload(tracker: Tracker, category: str, description: str, **extra: 
     return payload
 
 
+async def _open_duplicate(payload: dict[str, Any]) -> dict[str, Any] | None:
+    """An open ticket of the same resident (account or phone) for the same thing: the same category
+    and business type, or the same category at the same account and address (no address given
+    means the account's own)."""
+    seen: dict[str, dict[str, Any]] = {}
+    for key, value in (("account", payload.get("account_number")), ("phone", payload.get("phone"))):
+        if value:
+            for t in await hotline_api.find_tickets(**{key: str(value)}, status="open", limit="20"):
+                seen[t["number"]] = t
+    for t in sorted(seen.values(), key=lambda t: t["created_at"] or "", reverse=True):
+        if t["category"] != payload["category"]:
+            continue
+        same_kind = t["business_type"] == payload.get("business_type")
+        same_place = bool(payload.get("account_number")) and t["account_number"] == payload.get("account_number") \
+            and payload.get("address") in (None, "", t["address"])
+        if same_kind or same_place:
+            return t
+    return None
+
+
+async def _create_or_add(dispatcher: CollectingDispatcher, tracker: Tracker, payload: dict[str, Any],
+                         check_duplicate: bool = True) -> dict[str, Any] | None:
+    """Create the ticket, or add the resident's words to their open ticket of the same kind.
+
+    Returns the new ticket, or None when the words went to an existing one (the resident is told
+    its number and status, and may answer that it is a different problem).
+    """
+    if check_duplicate:
+        existing = await _open_duplicate(payload)
+        if existing is not None:
+            await hotline_api.add_comment(existing["number"], f"居民补充（{payload['channel']}）：{payload['description']}")
+            dispatcher.utter_message(text=(
+                f"您反映的问题已有工单 {existing['number']}（{existing['business_type_name']}，"
+                f"目前{existing['status_label']}），我已把您刚才说的补充进去，工作人员会一并处理。"
+                "如果这是另一个问题，请回复“不是同一个问题”，我为您另外登记。"))
+            return None
+    return await hotline_api.create_ticket(payload)
+
+
+def _reset(tracker: Tracker) -> list[Any]:
+    return [SlotSet(s, None) for s in RESET_AFTER_TICKET if tracker.get_slot(s) is not None]
+
+
+def _repair_reply(ticket: dict[str, Any]) -> str:
+    lead = "情况紧急，已按紧急抢修处理。" if ticket["priority"] == "urgent" else ""
+    return (f"{lead}已为您登记报修（{ticket['business_type_name']}），工单号 {ticket['number']}，"
+            f"由{ticket['department_name']}受理。维修人员将在{ticket['response_limit_text']}内与您联系并到达现场，"
+            f"{ticket['resolution_limit_text']}内修复。您可以随时发送“查询工单”了解进度。")
+
+
+def _complaint_reply(ticket: dict[str, Any]) -> str:
+    reply = ticket["response_limit_text"]
+    reply = "当日" if reply == "当日" else f"{reply}内"
+    return (f"非常抱歉给您带来不便。您的投诉已登记，工单号 {ticket['number']}，由{ticket['department_name']}负责处理，"
+            f"我们将在{reply}答复您，{ticket['resolution_limit_text']}内办结。")
+
+
+class ActionRepairStart(Action):
+    """A repair report starts here: a current outage in the resident's area is told first."""
+
+    def name(self) -> str:
+        return "action_repair_start"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        return await start_repair(dispatcher, tracker)
+
+
+async def start_repair(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Any]:
+    text = (tracker.latest_message or {}).get("text") or ""
+    events: list[Any] = [SlotSet("problem", text)] if not tracker.get_slot("problem") else []
+    if knowledge.business_type("repair", text) in outages.NO_WATER:
+        try:
+            area = await outages.area_for(tracker, text)
+            found = await outages.current(area) if area else []
+        except hotline_api.ApiUnavailable:
+            area, found = None, []
+        if area and found:
+            dispatcher.utter_message(text=outages.describe(area, found) + (
+                "\n您家没水应该是这个原因，恢复供水后仍没有水请再告诉我。"
+                "如果是别的问题（比如只有您家没水、漏水），请回复“不是”，我帮您报修。"))
+            return events + [SlotSet("pending", "outage")]
+    return events + [FollowupAction("repair_form")]
+
+
 class ActionCreateRepairTicket(Action):
     def name(self) -> str:
         return "action_create_repair_ticket"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
-        words = user_texts(tracker, since_action="repair_form") or (tracker.get_slot("problem") or "")
-        problem = tracker.get_slot("problem") or words
+        if tracker.get_slot("gave_up"):
+            return [SlotSet("gave_up", None)]  # the form offered a person instead
+        words = problem_words(tracker) or str(tracker.get_slot("problem") or "")
         business_type = knowledge.business_type("repair", words) or "repair_other"
         urgent = business_type == "burst_main" or knowledge.is_urgent(words)
+        side = tracker.get_slot("leak_location")
+        if side == "owner":
+            return self._owner_side(dispatcher, tracker, words)
+        if side == "owner_paid":
+            words = f"【表后户内，有偿维修】{words}"
+            business_type, urgent = "repair_other", False
+        payload = _ticket_payload(tracker, "repair", words, business_type=business_type,
+                                  priority="urgent" if urgent else "normal")
         try:
-            ticket = await hotline_api.create_ticket(_ticket_payload(
-                tracker, "repair", problem, business_type=business_type,
-                priority="urgent" if urgent else "normal"))
+            ticket = await _create_or_add(dispatcher, tracker, payload)
         except hotline_api.Rejected as exc:
             dispatcher.utter_message(text=f"登记报修时信息有误：{exc.message}。请核对后再试，或回复“人工客服”。")
-            return [SlotSet(s, None) for s in RESET_AFTER_TICKET]
+            return _reset(tracker)
         except hotline_api.ApiUnavailable:
             api_down(dispatcher, "repair", tracker)
             return []
-        lead = "情况紧急，已按紧急抢修处理。" if ticket["priority"] == "urgent" else ""
-        dispatcher.utter_message(text=(
-            f"{lead}已为您登记报修（{ticket['business_type_name']}），工单号 {ticket['number']}，"
-            f"由{ticket['department_name']}受理。维修人员将在{ticket['response_limit_text']}内与您联系并到达现场，"
-            f"{ticket['resolution_limit_text']}内修复。您可以随时发送“查询工单”了解进度。"))
-        return [SlotSet("ticket_number", ticket["number"])] + [SlotSet(s, None) for s in RESET_AFTER_TICKET]
+        if ticket is None:
+            return _reset(tracker) + [SlotSet("pending", "duplicate"), SlotSet("pending_ticket", payload)]
+        dispatcher.utter_message(text=_repair_reply(ticket))
+        return [SlotSet("ticket_number", ticket["number"])] + _reset(tracker)
+
+    def _owner_side(self, dispatcher: CollectingDispatcher, tracker: Tracker, words: str) -> list[Any]:
+        rules = knowledge.boundary()
+        if rules["indoor"] == "advice":
+            dispatcher.utter_message(text=rules["answer"])
+            return _reset(tracker)
+        dispatcher.utter_message(text=f"{rules['answer']}\n{rules['offer']}")
+        return [SlotSet("pending", "paid_repair"), SlotSet("pending_ticket", {"problem": words})]
 
 
 class ActionCreateComplaintTicket(Action):
@@ -75,28 +184,41 @@ class ActionCreateComplaintTicket(Action):
         return "action_create_complaint_ticket"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
-        words = user_texts(tracker, since_action="complaint_form") or (tracker.get_slot("problem") or "")
-        problem = tracker.get_slot("problem") or words
-        angry = knowledge.is_angry(words)
+        if tracker.get_slot("gave_up"):
+            return [SlotSet("gave_up", None)]
+        words = problem_words(tracker) or str(tracker.get_slot("problem") or "")
+        angry = _escalation(tracker, words)
         business_type = knowledge.business_type("complaint", words) or "complaint_service"
+        payload = _ticket_payload(tracker, "complaint", words, business_type=business_type,
+                                  priority="urgent" if angry else None)
         try:
-            ticket = await hotline_api.create_ticket(_ticket_payload(
-                tracker, "complaint", problem, business_type=business_type,
-                priority="urgent" if angry else None))
+            ticket = await _create_or_add(dispatcher, tracker, payload)
         except hotline_api.Rejected as exc:
             dispatcher.utter_message(text=f"登记投诉时信息有误：{exc.message}。请核对后再试，或回复“人工客服”。")
-            return [SlotSet(s, None) for s in RESET_AFTER_TICKET]
+            return _reset(tracker)
         except hotline_api.ApiUnavailable:
             api_down(dispatcher, "complaint", tracker)
             return []
-        reply = ticket["response_limit_text"]
-        reply = "当日" if reply == "当日" else f"{reply}内"
-        dispatcher.utter_message(text=(
-            f"非常抱歉给您带来不便。您的投诉已登记，工单号 {ticket['number']}，由{ticket['department_name']}负责处理，"
-            f"我们将在{reply}答复您，{ticket['resolution_limit_text']}内办结。"))
+        events: list[Any] = _reset(tracker)
+        if ticket is None:
+            events += [SlotSet("pending", "duplicate"), SlotSet("pending_ticket", payload)]
+        else:
+            dispatcher.utter_message(text=_complaint_reply(ticket))
+            events.append(SlotSet("ticket_number", ticket["number"]))
         if angry:
             handoff(dispatcher, "angry", "我这就为您转接人工客服，请稍候。", "complaint", tracker)
-        return [SlotSet("ticket_number", ticket["number"])] + [SlotSet(s, None) for s in RESET_AFTER_TICKET]
+        return events
+
+
+def _escalation(tracker: Tracker, words: str) -> bool:
+    """Anger and escalation risk of this complaint, from the whole of what the resident said."""
+    complaints = [e for e in user_events(tracker) if intent_of(e) == "complaint"]
+    if not complaints:
+        return escalation.is_escalation(words, 0.0)
+    latest = max(complaints, key=lambda e: confidence_of(e, "complaint"))
+    earlier = [e["text"] for e in complaints if e is not latest]
+    return any(escalation.is_escalation(e["text"], confidence_of(e, "complaint"), earlier) for e in complaints) \
+        or escalation.is_escalation(words, confidence_of(latest, "complaint"), earlier)
 
 
 class ActionAnswerBilling(Action):
@@ -104,7 +226,17 @@ class ActionAnswerBilling(Action):
         return "action_answer_billing"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        if tracker.get_slot("gave_up"):
+            return [SlotSet("gave_up", None)]
         account = tracker.get_slot("account_number")
+        text = (tracker.latest_message or {}).get("text") or ""
+        if not account or is_general_billing(text):
+            topic = knowledge.faq_topic(text, knowledge.BILLING_TOPICS)
+            if topic:
+                dispatcher.utter_message(text=topic["answer"])
+                return [SlotSet("last_topic", topic["key"])]
+            dispatcher.utter_message(text="查询水费需要您的10位户号（水费单上有），随时发给我就可以。")
+            return []
         try:
             data = await hotline_api.get_balance(account)
         except hotline_api.NotFound:
@@ -124,61 +256,74 @@ class ActionAnswerBilling(Action):
         for bill in data["bills"][:3]:
             year, month = bill["period"].split("-")
             state = "已缴" if bill["outstanding"] == "0.00" else f"未缴 {bill['outstanding']} 元"
-            lines.append(f"{year}年{int(month)}月：用水 {bill['volume_m3']} 吨，水费 {bill['amount']} 元，{state}。")
-        topic = knowledge.faq_topic("缴费")
+            lines.append(f"{year}年{int(month)}月：用水 {bill['volume_m3']} 吨，水费 {bill['amount']} 元，{state}。"
+                         f"（读数 {bill['reading_previous']}→{bill['reading_current']}）")
+        topic = knowledge.faq_by_key("payment")
         if topic and data["arrears_fen"] + data["outstanding_fen"]:
             lines.append(topic["answer"])
-        text = user_texts(tracker)
-        if any(w in text for w in ("高", "贵", "多扣", "不对", "水表有问题")):
-            lines.append("如果您认为水量异常，可回复“报修水表”或“人工客服”，我们安排人员核查水表。")
+        said = "；".join(e["text"] for e in user_events(tracker, since_action="billing_form"))
+        if any(w in said for w in ("高", "贵", "多扣", "不对", "水表有问题", "读数", "抄错", "翻了")):
+            lines.append("如果您认为水量或读数不对，可以核对水表上的读数；需要核查的话回复“人工客服”，"
+                         "或回复“报修水表”安排人员检查水表。")
         dispatcher.utter_message(text="\n".join(lines))
         return []
 
 
 class ActionAnswerInquiry(Action):
+    """Answer from the knowledge base; a ticket only when the resident wants a follow-up."""
+
     def name(self) -> str:
         return "action_answer_inquiry"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
-        text = tracker.latest_message.get("text") or ""
-        topic = knowledge.faq_topic(text)
-        if topic and topic["key"] == "outage":
-            return await self._outages(dispatcher, tracker)
-        if topic:
-            dispatcher.utter_message(text=topic["answer"])
-            return []
-        try:
-            ticket = await hotline_api.create_ticket(_ticket_payload(tracker, "inquiry", text))
-        except (hotline_api.ApiUnavailable, hotline_api.Rejected):
-            api_down(dispatcher, "inquiry", tracker)
-            return []
-        dispatcher.utter_message(text=(
-            f"这个问题我需要请工作人员为您解答，已登记咨询工单 {ticket['number']}，"
-            f"将在{ticket['response_limit_text']}内答复您。着急的话可以回复“人工客服”。"))
-        return [SlotSet("ticket_number", ticket["number"])]
+        return await answer_inquiry(dispatcher, tracker)
 
-    async def _outages(self, dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Any]:
-        area = None
-        try:
-            if tracker.get_slot("account_number"):
-                area = (await hotline_api.get_customer(tracker.get_slot("account_number")))["area"]
-            outages = await hotline_api.get_outages(area)
-        except hotline_api.NotFound:
-            outages = await hotline_api.get_outages()
-        except hotline_api.ApiUnavailable:
-            api_down(dispatcher, "inquiry", tracker)
-            return []
-        if not outages:
-            where = f"{area}" if area else "全市"
-            dispatcher.utter_message(text=f"{where}目前没有停水通知。如果您家里没水，可以直接告诉我，我帮您报修。")
-            return []
-        lines = ["目前的停水通知："]
-        for o in outages[:5]:
-            kind = "计划停水" if o["planned"] else "抢修停水"
-            lines.append(f"【{o['area']}·{kind}】{o['title']}，{_local(o['starts_at'])} 至 {_local(o['ends_at'])}。{o['detail']}")
-        lines.append("如果不在上述范围内却没有水，请告诉我地址，我帮您报修。")
-        dispatcher.utter_message(text="\n".join(lines))
+
+async def answer_inquiry(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Any]:
+    text = (tracker.latest_message or {}).get("text") or ""
+    topic = knowledge.faq_topic(text)
+    if topic and topic["key"] == "outage":
+        return await _outages(dispatcher, tracker)
+    if topic:
+        dispatcher.utter_message(text=topic["answer"])
+        return [SlotSet("last_topic", topic["key"]), SlotSet("pending", None)]
+    previous = knowledge.faq_by_key(tracker.get_slot("last_topic") or "")
+    if previous and previous["answer"]:
+        dispatcher.utter_message(text=(
+            f"关于{previous['title']}：{previous['answer']}\n"
+            "如果还没有解答您的问题，回复“是”，我登记下来请工作人员答复您。"))
+    else:
+        dispatcher.utter_message(text=(
+            "这个问题我暂时回答不了。需要我登记下来，请工作人员答复您吗？回复“是”登记；"
+            "着急的话也可以回复“人工客服”。"))
+    return [SlotSet("pending", "inquiry_ticket"), SlotSet("pending_ticket", {"problem": text})]
+
+
+async def _outages(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Any]:
+    area = None
+    try:
+        if tracker.get_slot("account_number"):
+            area = (await hotline_api.get_customer(tracker.get_slot("account_number")))["area"]
+        else:
+            area = knowledge.area_of((tracker.latest_message or {}).get("text") or "")
+        found = await hotline_api.get_outages(area)
+    except hotline_api.NotFound:
+        found = await hotline_api.get_outages()
+    except hotline_api.ApiUnavailable:
+        api_down(dispatcher, "inquiry", tracker)
         return []
+    if not found:
+        where = f"{area}" if area else "全市"
+        dispatcher.utter_message(text=f"{where}目前没有停水通知。如果您家里没水，可以直接告诉我，我帮您报修。")
+        return [SlotSet("last_topic", "outage")]
+    lines = ["目前的停水通知："]
+    for o in found[:5]:
+        kind = "计划停水" if o["planned"] else "抢修停水"
+        lines.append(f"【{o['area']}·{kind}】{o['title']}，{outages.local(o['starts_at'])} 至 "
+                     f"{outages.local(o['ends_at'])}。{o['detail']}")
+    lines.append("如果不在上述范围内却没有水，请告诉我地址，我帮您报修。")
+    dispatcher.utter_message(text="\n".join(lines))
+    return [SlotSet("last_topic", "outage")]
 
 
 class ActionTicketStatus(Action):
@@ -186,6 +331,8 @@ class ActionTicketStatus(Action):
         return "action_ticket_status"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        if tracker.get_slot("gave_up"):
+            return [SlotSet("gave_up", None)]
         number = tracker.get_slot("ticket_number")
         try:
             if number:
@@ -207,11 +354,11 @@ class ActionTicketStatus(Action):
             line = (f"工单 {t['number']}（{t['business_type_name']}）：{t['status_label']}，"
                     f"责任部门 {t['department_name']}")
             if t["status"] in ("new", "assigned", "in_progress"):
-                line += f"，办理时限 {_local(t['resolution_due_at'])}"
+                line += f"，办理时限 {outages.local(t['resolution_due_at'])}"
                 if t["overdue"]:
                     line += "（已超时，已督办）"
             elif t["resolved_at"]:
-                line += f"，已于 {_local(t['resolved_at'])} 办结"
+                line += f"，已于 {outages.local(t['resolved_at'])} 办结"
             dispatcher.utter_message(text=line + "。")
         return [SlotSet("ticket_number", None)]
 
@@ -223,7 +370,141 @@ class ActionHandoff(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
         handoff(dispatcher, "requested", "好的，正在为您转接人工客服，请稍候。人工客服接入后会在这里直接回复您。",
                 tracker=tracker)
-        return []
+        return [SlotSet("pending", None)]
+
+
+def _answers_the_question(form: str, slot: str | None, intent: str, text: str) -> bool:
+    """Whether a message classified as a request is to be taken as the answer to the form's question.
+
+    It is when it looks like what was asked (an address, a phone, a 10-digit account…), or when it
+    is about the form's own subject (the form's validator then checks it and asks again at most once).
+    """
+    if slot == "address" and (looks_like_address(text) or find_account(text)):
+        return True
+    if slot == "phone" and find_phone(text):
+        return True
+    if slot == "account_number" and find_account(text):
+        return True
+    if slot == "ticket_number" and (TICKET_RE.search(text) or find_account(text)):
+        return True
+    if slot == "leak_location" and knowledge.leak_side(text) is not None:
+        return True
+    return INTENT_CATEGORY.get(intent) == FORM_CATEGORIES.get(form) and intent != "ticket_status"
+
+
+class ActionSwitchTopic(Action):
+    """A routing intent or stop inside a form: continue, stop, or answer the new request.
+
+    The form continues when the message answers its question; 取消/算了/不用了 stop it; a
+    different request is answered as that request, and the resident can say 继续 to go back.
+    """
+
+    def name(self) -> str:
+        return "action_switch_topic"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        form = (tracker.active_loop or {}).get("name") or ""
+        slot = tracker.get_slot("requested_slot")
+        latest = tracker.latest_message or {}
+        intent = (latest.get("intent") or {}).get("name") or ""
+        text = latest.get("text") or ""
+        stop = [ActiveLoop(None), SlotSet("requested_slot", None)]
+        if intent != "stop" and _answers_the_question(form, slot, intent, text):
+            # The slot mappings skip requests: set the answer and start the form again, which
+            # validates the slots it finds filled (and asks again, or offers a person).
+            return ([SlotSet(slot, text)] if slot else []) + stop + [FollowupAction(form)]
+        if slot:
+            stop.append(SlotSet(slot, None))  # the text filled the slot before this action ran
+        if intent == "stop":
+            dispatcher.utter_message(text=f"好的，{FORM_NAMES.get(form, '')}已取消。还有其他可以帮您的吗？")
+            return stop + [SlotSet("problem", None), SlotSet("pending", None)]
+        dispatcher.utter_message(text=f"好的，先看您的新问题。刚才的{FORM_NAMES.get(form, '')}还没办完，"
+                                      "之后回复“继续”可以接着办。")
+        events: list[Any] = stop + [SlotSet("pending", f"resume:{form}")]
+        if intent == "repair":
+            return events + [SlotSet("problem", text)] + [
+                e for e in await start_repair(dispatcher, tracker) if not _sets_problem(e)]
+        if intent == "inquiry":
+            return events + [e for e in await answer_inquiry(dispatcher, tracker) if not _sets_pending(e)]
+        if intent == "complaint":
+            events.append(SlotSet("problem", text))
+        return events + [FollowupAction(ANSWERED_BY_FORM[intent])]
+
+
+def _sets_problem(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("event") == "slot" and event.get("name") == "problem"
+
+
+def _sets_pending(event: Any) -> bool:
+    return isinstance(event, dict) and event.get("event") == "slot" and event.get("name") == "pending" \
+        and event.get("value") is None
+
+
+class ActionAffirm(Action):
+    """是 / 继续: what it means depends on what the bot asked last (`pending`)."""
+
+    def name(self) -> str:
+        return "action_affirm"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        pending = tracker.get_slot("pending") or ""
+        ticket = tracker.get_slot("pending_ticket") or {}
+        clear = [SlotSet("pending", None), SlotSet("pending_ticket", None)]
+        if pending.startswith("resume:"):
+            return clear + [FollowupAction(pending.split(":", 1)[1])]
+        if pending == "handoff":
+            handoff(dispatcher, "requested", "好的，正在为您转接人工客服，请稍候。", tracker=tracker)
+            return clear
+        if pending == "paid_repair":
+            return clear + [SlotSet("problem", ticket.get("problem")), SlotSet("leak_location", "owner_paid"),
+                            FollowupAction("repair_form")]
+        if pending == "inquiry_ticket":
+            return clear + await self._inquiry_ticket(dispatcher, tracker, str(ticket.get("problem") or ""))
+        if pending in ("duplicate", "outage"):
+            dispatcher.utter_message(text="好的。还有其他可以帮您的吗？")
+            return clear
+        dispatcher.utter_message(response="utter_anything_else")
+        return clear
+
+    async def _inquiry_ticket(self, dispatcher: CollectingDispatcher, tracker: Tracker, text: str) -> list[Any]:
+        try:
+            ticket = await hotline_api.create_ticket(_ticket_payload(tracker, "inquiry", text or "居民咨询"))
+        except (hotline_api.ApiUnavailable, hotline_api.Rejected):
+            api_down(dispatcher, "inquiry", tracker)
+            return []
+        dispatcher.utter_message(text=(
+            f"已为您登记咨询工单 {ticket['number']}，工作人员将在{ticket['response_limit_text']}内答复您。"))
+        return [SlotSet("ticket_number", ticket["number"])]
+
+
+class ActionDeny(Action):
+    """不是 / 不用了 / 取消 outside a form."""
+
+    def name(self) -> str:
+        return "action_deny"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        pending = tracker.get_slot("pending") or ""
+        ticket = tracker.get_slot("pending_ticket")
+        clear = [SlotSet("pending", None), SlotSet("pending_ticket", None)]
+        if pending == "outage":
+            dispatcher.utter_message(text="好的，那我为您登记报修。")
+            return clear + [FollowupAction("repair_form")]
+        if pending == "duplicate" and isinstance(ticket, dict) and ticket.get("category"):
+            try:
+                created = await _create_or_add(dispatcher, tracker, ticket, check_duplicate=False)
+            except (hotline_api.ApiUnavailable, hotline_api.Rejected):
+                api_down(dispatcher, ticket["category"], tracker)
+                return clear
+            assert created is not None
+            reply = _repair_reply(created) if created["category"] == "repair" else _complaint_reply(created)
+            dispatcher.utter_message(text=f"好的，已作为新问题另外登记。{reply}")
+            return clear + [SlotSet("ticket_number", created["number"])]
+        if pending.startswith("resume:"):
+            dispatcher.utter_message(text="好的，不继续了。还有其他可以帮您的吗？")
+            return clear + [SlotSet("problem", None)]
+        dispatcher.utter_message(response="utter_anything_else")
+        return clear
 
 
 class ActionDefaultFallback(Action):

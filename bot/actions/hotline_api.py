@@ -60,7 +60,7 @@ async def get_ticket(number: str) -> dict[str, Any]:
 
 
 async def find_tickets(**filters: str) -> list[dict[str, Any]]:
-    return (await request("GET", "/api/tickets", params={**filters, "limit": "3"}))["items"]
+    return (await request("GET", "/api/tickets", params={"limit": "3", **filters}))["items"]
 
 
 async def get_customer(account_number: str) -> dict[str, Any]:
@@ -73,3 +73,7 @@ async def get_balance(account_number: str) -> dict[str, Any]:
 
 async def get_outages(area: str | None = None) -> list[dict[str, Any]]:
     return (await request("GET", "/api/outages", params={"area": area} if area else None))["items"]
+
+
+async def add_comment(number: str, note: str) -> dict[str, Any]:
+    return await request("POST", f"/api/tickets/{number}/comments", json={"note": note[:4000]})

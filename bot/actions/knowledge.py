@@ -1,4 +1,4 @@
-"""The bot's data files in bot/knowledge/: business-type keywords and the FAQ."""
+"""The bot's data files in bot/knowledge/: business types, FAQ, areas, the responsibility boundary."""
 from __future__ import annotations
 
 import functools
@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 
 KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
+BILLING_TOPICS = ("price", "payment", "invoice", "late_fee")
 
 
 @functools.lru_cache(maxsize=None)
@@ -23,16 +24,48 @@ def business_type(category: str, text: str) -> str | None:
     return None
 
 
+def any_business_keyword(text: str) -> bool:
+    """Whether the text names a concrete problem of any category (used to keep a handoff's words)."""
+    return any(business_type(c, text) for c in ("repair", "complaint"))
+
+
 def is_urgent(text: str) -> bool:
     return any(word in text for word in _load("business_types.yml")["urgent_keywords"])
 
 
-def is_angry(text: str) -> bool:
-    return any(word in text for word in _load("business_types.yml")["anger_keywords"])
-
-
-def faq_topic(text: str) -> dict[str, Any] | None:
+def faq_topic(text: str, keys: tuple[str, ...] | None = None) -> dict[str, Any] | None:
+    """The first FAQ topic (optionally among `keys`) with a keyword in the text."""
     for topic in _load("faq.yml")["topics"]:
+        if keys is not None and topic["key"] not in keys:
+            continue
         if any(word in text for word in topic["keywords"]):
             return topic
+    return None
+
+
+def faq_by_key(key: str) -> dict[str, Any] | None:
+    return next((t for t in _load("faq.yml")["topics"] if t["key"] == key), None)
+
+
+def area_of(text: str) -> str | None:
+    """The supply area of an address, from its street."""
+    for area, streets in _load("areas.yml")["areas"].items():
+        if area in text or any(street in text for street in streets):
+            return area
+    return None
+
+
+def boundary() -> dict[str, Any]:
+    return _load("boundary.yml")
+
+
+def leak_side(text: str) -> str | None:
+    """'utility' (up to and including the meter), 'owner' (after the meter) or None when unclear."""
+    rules = boundary()
+    utility = any(w in text for w in rules["utility_side"])
+    owner = any(w in text for w in rules["owner_side"])
+    if utility and not owner:
+        return "utility"
+    if owner and not utility:
+        return "owner"
     return None

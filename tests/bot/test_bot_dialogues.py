@@ -5,16 +5,20 @@ conversations go to Rasa's REST channel exactly as the channels send them.
 """
 from __future__ import annotations
 
+import asyncio
 import json
+import re
 import signal
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 
-from hotline.rasa.client import parse_reply
 from hotline.config import ROOT
+from hotline.rasa.client import parse_reply
 from tests.service_process import ServiceProcess
 
 MODEL = ROOT / "bot" / "models" / "hotline.tar.gz"
@@ -48,7 +52,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 
 def _ticket_number(text: str) -> str:
-    import re
     match = re.search(r"GD\d{8}-\d{4,}", text)
     assert match, text
     return match.group(0)
@@ -158,24 +161,20 @@ def test_the_bot_says_honestly_when_the_api_is_down(stack: Stack) -> None:
 
 
 def test_the_web_chat_talks_to_the_real_bot(stack: Stack) -> None:
-    import asyncio
-
-    import aiohttp
-
     async def talk() -> tuple[str, str]:
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(f"http://127.0.0.1:{stack.http}/ws/chat?client=webchat-e2e-1") as ws:
-                async def until(kind: str, check=lambda d: True) -> dict:
-                    while True:
-                        data = await asyncio.wait_for(ws.receive_json(), timeout=60)
-                        if data["type"] == kind and check(data):
-                            return data
-                await until("history")
-                await ws.send_json({"type": "message", "id": "w1", "text": "怎么办理过户"})
-                answer = await until("message", lambda d: d["sender"] == "bot")
-                await ws.send_json({"type": "message", "id": "w2", "text": "转人工客服"})
-                status = await until("status", lambda d: d["status"] == "waiting")
-                return answer["text"], status["status"]
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(f"http://127.0.0.1:{stack.http}/ws/chat?client=webchat-e2e-1") as ws:
+            async def until(kind: str, check=lambda d: True) -> dict:
+                while True:
+                    data = await asyncio.wait_for(ws.receive_json(), timeout=60)
+                    if data["type"] == kind and check(data):
+                        return data
+            await until("history")
+            await ws.send_json({"type": "message", "id": "w1", "text": "怎么办理过户"})
+            answer = await until("message", lambda d: d["sender"] == "bot")
+            await ws.send_json({"type": "message", "id": "w2", "text": "转人工客服"})
+            status = await until("status", lambda d: d["status"] == "waiting")
+            return answer["text"], status["status"]
 
     answer, status = asyncio.run(talk())
     assert "身份证" in answer and status == "waiting"
@@ -190,3 +189,195 @@ def test_a_person_asked_for_mid_report_hears_it_and_the_agent_gets_what_the_bot_
     assert reply.handoff and reply.category == "repair"
     assert reply.learned["business_type"] == "leak"
     assert "幸福路12号3单元" in reply.learned["address"]
+
+
+# --- dialogues a resident can steer: through the web chat, against the real bot -------------------
+
+class Turn:
+    def __init__(self, lines: list[str], status: str | None) -> None:
+        self.lines, self.status = lines, status
+        self.text = "\n".join(lines)
+
+
+class WebChat:
+    """One resident on the web chat page: each `say` returns the bot's lines and any status change."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws, self.count = ws, 0
+
+    async def say(self, text: str) -> Turn:
+        self.count += 1
+        await self.ws.send_json({"type": "message", "id": f"m{self.count}", "text": text})
+        lines: list[str] = []
+        status, answered = None, False
+        while True:
+            try:
+                data = await asyncio.wait_for(self.ws.receive_json(), timeout=1.0 if answered else 60)
+            except TimeoutError:
+                return Turn(lines, status)
+            if data["type"] == "typing" and not data["on"]:
+                answered = True
+            elif data["type"] == "message" and data.get("sender") in ("bot", "system"):
+                lines.append(data["text"])
+            elif data["type"] == "status":
+                status = data["status"]
+
+
+def web_chat(stack: Stack, client: str, dialogue) -> Any:
+    """Run `dialogue(chat)` on a fresh web chat connection."""
+    async def run() -> Any:
+        async with aiohttp.ClientSession() as session, \
+                session.ws_connect(f"http://127.0.0.1:{stack.http}/ws/chat?client=webchat-{client}") as ws:
+            while (await asyncio.wait_for(ws.receive_json(), timeout=30))["type"] != "history":
+                pass
+            return await dialogue(WebChat(ws))
+    return asyncio.run(run())
+
+
+def tickets(stack: Stack, **filters: str) -> list[dict[str, Any]]:
+    return stack.api("/api/tickets?" + urllib.parse.urlencode({"limit": "200", **filters}))["items"]
+
+
+def test_an_answer_that_is_another_request_is_answered_not_stored(stack: Stack) -> None:
+    async def dialogue(chat: WebChat) -> tuple[Turn, ...]:
+        asked = await chat.say("我家停水了")
+        other = await chat.say("水费多少钱一吨")
+        back = await chat.say("继续")
+        phone = await chat.say("清风街翠园5号楼2单元301")
+        done = await chat.say("13811112222")
+        return asked, other, back, phone, done
+    asked, other, back, phone, done = web_chat(stack, "steer-slot-1", dialogue)
+    assert "地址" in asked.text
+    assert "3.35" in other.text and "继续" in other.text  # the price, then the way back to the report
+    assert "地址" in back.text and "电话" in phone.text
+    ticket = stack.api(f"/api/tickets/{_ticket_number(done.text)}")
+    assert ticket["address"] == "清风街翠园5号楼2单元301" and ticket["business_type"] == "no_water"
+    assert "水费" not in ticket["description"] and "停水" in ticket["description"]
+
+
+def test_a_phone_question_answered_with_words_is_asked_once_more_then_a_person_is_offered(stack: Stack) -> None:
+    async def dialogue(chat: WebChat) -> tuple[Turn, ...]:
+        await chat.say("维修师傅把我家墙面弄坏了不管")
+        first = await chat.say("我白天不在家")
+        second = await chat.say("你们打过来就行")
+        person = await chat.say("是")
+        return first, second, person
+    first, second, person = web_chat(stack, "steer-ask-twice", dialogue)
+    assert "号码" in first.text
+    assert "转人工" in second.text and "电话" not in second.text.replace("联系电话", "")
+    assert person.status == "waiting"
+
+
+def test_every_form_can_be_left(stack: Stack) -> None:
+    async def dialogue(chat: WebChat) -> tuple[Turn, ...]:
+        asked = await chat.say("查一下欠费")
+        left = await chat.say("不查了")
+        again = await chat.say("帮我查查水费")
+        switched = await chat.say("我家停水了")
+        stopped = await chat.say("算了")
+        complaint = await chat.say("我要投诉")
+        cancel = await chat.say("取消")
+        return asked, left, again, switched, stopped, complaint, cancel
+    asked, left, again, switched, stopped, complaint, cancel = web_chat(stack, "steer-leave", dialogue)
+    assert "户号" in asked.text
+    assert "已取消" in left.text and "户号" not in left.text
+    assert "户号" in again.text
+    assert "请提供您的户号" not in switched.text and "地址" in switched.text and "继续" in switched.text
+    assert "已取消" in stopped.text
+    assert "投诉" in complaint.text and "已取消" in cancel.text
+
+
+def test_a_second_report_of_the_same_problem_joins_the_open_ticket(stack: Stack) -> None:
+    account = "3100000011"
+
+    async def first(chat: WebChat) -> Turn:
+        await chat.say("水表不走了")
+        await chat.say(f"户号{account}")
+        return await chat.say("13822223333")
+    number = _ticket_number(web_chat(stack, "dup-1", first).text)
+    before = len(tickets(stack, account=account, status="open", category="repair"))
+
+    async def second(chat: WebChat) -> tuple[Turn, Turn]:
+        await chat.say(f"我家水表还是不转 户号{account}")
+        joined = await chat.say("13822223333")
+        other = await chat.say("不是同一个问题")
+        return joined, other
+    joined, other = web_chat(stack, "dup-2", second)
+    assert number in joined.text and "待派单" in joined.text and "不是同一个问题" in joined.text
+    trail = stack.api(f"/api/tickets/{number}")["events"]
+    assert any("还是不转" in (e["note"] or "") for e in trail)
+    new = _ticket_number(other.text)
+    assert new != number
+    assert len(tickets(stack, account=account, status="open", category="repair")) == before + 1
+
+
+def test_an_answered_question_opens_no_ticket_and_a_follow_up_only_when_asked(stack: Stack) -> None:
+    before = len(tickets(stack, category="inquiry"))
+
+    async def dialogue(chat: WebChat) -> tuple[Turn, ...]:
+        answer = await chat.say("怎么办理过户")
+        follow = await chat.say("那要多久能办好")
+        thanks = await chat.say("谢谢")
+        return answer, follow, thanks
+    answer, follow, _ = web_chat(stack, "inq-1", dialogue)
+    assert "身份证" in answer.text and "GD" not in answer.text + follow.text
+    assert "回复“是”" in follow.text
+    assert len(tickets(stack, category="inquiry")) == before
+
+    async def wants(chat: WebChat) -> Turn:
+        await chat.say("新小区的供水管网移交需要什么手续")
+        return await chat.say("是")
+    done = web_chat(stack, "inq-2", wants)
+    assert "咨询工单" in done.text and len(tickets(stack, category="inquiry")) == before + 1
+
+
+@pytest.mark.parametrize("client,words", [("anger-1", "什么服务态度"),
+                                          ("anger-2", "再不给我修好我就打12345投诉你们")])
+def test_anger_is_judged_from_the_whole_message(stack: Stack, client: str, words: str) -> None:
+    async def dialogue(chat: WebChat) -> Turn:
+        reply = await chat.say(words)
+        if "电话" in reply.text:
+            reply = await chat.say("1390000" + str(4000 + len(client) + ord(client[-1])))
+        return reply
+    reply = web_chat(stack, client, dialogue)
+    assert "GD" in reply.text and reply.status == "waiting"
+
+
+def test_a_known_outage_comes_before_the_repair_form(stack: Stack) -> None:
+    async def dialogue(chat: WebChat) -> tuple[Turn, Turn]:
+        told = await chat.say("我家停水了，我住创业大道金域华府")
+        other = await chat.say("不是")
+        return told, other
+    told, other = web_chat(stack, "outage-1", dialogue)
+    assert "开发区" in told.text and "创业大道管道抢修临时停水" in told.text and "恢复" in told.text
+    assert "地址" not in told.text and "GD" not in told.text
+    assert "报修" in other.text and ("地址" in other.text or "电话" in other.text)
+
+
+def test_a_leak_after_the_meter_is_explained_and_paid_repair_offered(stack: Stack) -> None:
+    async def dialogue(chat: WebChat) -> tuple[Turn, ...]:
+        boundary = await chat.say("厨房水龙头下面的软管漏水了")
+        yes = await chat.say("是")
+        await chat.say("兴华路和平里3号楼1单元202")
+        done = await chat.say("13633334444")
+        asked = await chat.say("漏水了")
+        return boundary, yes, done, asked
+    boundary, yes, done, asked = web_chat(stack, "boundary-1", dialogue)
+    assert "产权人" in boundary.text and "有偿维修" in boundary.text and "GD" not in boundary.text
+    assert "地址" in yes.text
+    ticket = stack.api(f"/api/tickets/{_ticket_number(done.text)}")
+    assert "有偿" in ticket["description"]
+    assert "水表前" in asked.text  # where the leak is decides who repairs it
+
+
+def test_the_handoff_carries_what_was_learned_cleanly(stack: Stack) -> None:
+    stack.say("learn-3", "你好")
+    stack.say("learn-3", "我家楼下水管一直在滴水")
+    stack.say("learn-3", "朝阳路锦绣花园9号楼2单元")
+    reply = stack.say("learn-3", "转人工")
+    learned = reply.learned
+    assert reply.category == "repair" and learned["business_type"] == "leak"
+    assert learned["address"] == "朝阳路锦绣花园9号楼2单元"
+    assert "滴水" in learned["description"]
+    for noise in ("你好", "转人工", "锦绣花园"):
+        assert noise not in learned["description"], learned

@@ -1,0 +1,66 @@
+"""Known outages first: a resident without water in an area with a current outage hears about it
+before any repair form (or, when the area is only known from the address, as soon as it is given)."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+from actions import hotline_api, knowledge
+from actions.common import metadata
+
+SHANGHAI = dt.timezone(dt.timedelta(hours=8))
+NO_WATER = ("no_water", "low_pressure")
+
+
+def local(iso: str | None) -> str:
+    if not iso:
+        return ""
+    return dt.datetime.fromisoformat(iso).astimezone(SHANGHAI).strftime("%m月%d日%H:%M")
+
+
+async def area_for(tracker: Tracker, text: str = "") -> str | None:
+    """The resident's supply area: from the account, the channel's location, or an address in the words."""
+    account = tracker.get_slot("account_number")
+    if account:
+        try:
+            return (await hotline_api.get_customer(account)).get("area")
+        except (hotline_api.NotFound, hotline_api.ApiUnavailable):
+            pass
+    for source in (text, str(metadata(tracker).get("address") or ""), str(tracker.get_slot("address") or "")):
+        area = knowledge.area_of(source)
+        if area:
+            return area
+    return None
+
+
+async def current(area: str) -> list[dict[str, Any]]:
+    """Outages in the area that have started and are not over."""
+    now = dt.datetime.now(dt.timezone.utc)
+    found = await hotline_api.get_outages(area)
+    return [o for o in found if dt.datetime.fromisoformat(o["starts_at"]) <= now]
+
+
+def describe(area: str, found: list[dict[str, Any]]) -> str:
+    lines = [f"您所在的{area}目前正在停水："]
+    for o in found[:3]:
+        kind = "计划停水" if o["planned"] else "抢修停水"
+        lines.append(f"【{kind}】{o['title']}，预计{local(o['ends_at'])}恢复供水。{o['detail']}")
+    return "\n".join(lines)
+
+
+async def mention_for_address(dispatcher: CollectingDispatcher, tracker: Tracker, address: str) -> None:
+    """Inside the repair form: say so when the address given is in an area without water right now."""
+    if knowledge.business_type("repair", str(tracker.get_slot("problem") or "")) not in NO_WATER:
+        return
+    area = knowledge.area_of(address)
+    if not area or any(e.get("event") == "bot" and "目前正在停水" in (e.get("text") or "") for e in tracker.events):
+        return  # no area, or the resident has heard it already
+    try:
+        found = await current(area)
+    except hotline_api.ApiUnavailable:
+        return
+    if found:
+        dispatcher.utter_message(text=describe(area, found) + "\n如果您家没水是这个原因，可以回复“取消”；否则我继续为您登记报修。")
