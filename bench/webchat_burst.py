@@ -40,8 +40,11 @@ class Tally:
         self.reply_ms: list[float] = []
 
 
+RUN = uuid.uuid4().hex[:6]  # this run's residents, told apart from earlier runs' in the same store
+
+
 async def resident(http: aiohttp.ClientSession, url: str, messages: int, window: float, tally: Tally) -> None:
-    client = "bench-" + uuid.uuid4().hex[:16]
+    client = f"bench-{RUN}-" + uuid.uuid4().hex[:12]
     gap = window / messages
     await asyncio.sleep(random.uniform(0, gap))
     async with http.ws_connect(f"{url.replace('http', 'ws', 1)}/ws/chat?client={client}") as ws:
@@ -81,7 +84,7 @@ async def handed_off(http: aiohttp.ClientSession, url: str, token: str) -> int:
                         headers={"Authorization": f"Bearer {token}"}) as resp:
         data = await resp.json()
     items = data["items"] if isinstance(data, dict) else data
-    return sum(1 for c in items if str(c.get("external_user", "")).startswith("bench-"))
+    return sum(1 for c in items if str(c.get("external_user", "")).startswith(f"bench-{RUN}-"))
 
 
 async def run(url: str, token: str, residents: int, messages: int, window: float) -> dict[str, object]:

@@ -25,7 +25,6 @@ from hotline.ivr.call_records import OUTBOUND_OUTCOMES
 from hotline.ivr.vocabulary import CALL_OUTCOMES
 from models import Call, Conversation, ConversationEvent, Message, Notification, Staff, Ticket
 
-
 ALL_CALL_OUTCOMES = CALL_OUTCOMES + tuple(o for o in OUTBOUND_OUTCOMES if o not in CALL_OUTCOMES)
 
 
@@ -132,7 +131,6 @@ async def staff_names(session: Any, ids: set[int]) -> dict[int, str]:
     return dict((await session.execute(select(Staff.id, Staff.display_name).where(Staff.id.in_(ids)))).all())
 
 
-
 @route("GET", "/api/conversations/{id}", "One conversation with its messages", tag="conversations",
        roles=CONTACT_ROLES, errors=(401, 403, 404))
 async def get_conversation(request: web.Request) -> web.Response:
@@ -156,7 +154,6 @@ async def get_conversation(request: web.Request) -> web.Response:
     data["whispers"] = [{"id": w.id, "text": w.data.get("text", ""), "by": w.actor_name, "by_id": w.actor_id,
                          "at": w.at.isoformat()} for w in whispers]
     return json_response(data)
-
 
 
 def conversation_event_json(e: ConversationEvent) -> dict[str, Any]:
