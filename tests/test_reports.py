@@ -185,7 +185,7 @@ async def test_workload_counts_by_beijing_day_hour_and_dimension(client: TestCli
     assert (heat["周四"]["h9"], heat["周四"]["h17"], heat["周四"]["h18"], heat["周四"]["h0"], heat["周五"]["h9"]) == \
         (3, 1, 1, 1, 1)
     chans = {row["code"]: row["count"] for row in _section(r, "by_channel")}
-    assert chans == {"phone": 3, "wechat": 2, "web": 1, "counter": 1}  # every registered channel, zeros included
+    assert chans == {"phone": 3, "wechat": 2, "web": 1, "counter": 1, "gov12345": 0}  # every channel, zeros too
     cats = {row["code"]: row["count"] for row in _section(r, "by_category")}
     assert cats == {"repair": 4, "complaint": 2, "inquiry": 1, "billing": 0}
     depts = {row["code"]: row["count"] for row in _section(r, "by_department")}
