@@ -373,12 +373,17 @@ class ActionHandoff(Action):
         return [SlotSet("pending", None)]
 
 
-def _answers_the_question(form: str, slot: str | None, intent: str, text: str) -> bool:
+CLEARLY_ANOTHER_REQUEST = 0.8  # below this confidence a message inside a form is taken as an answer attempt
+
+
+def _answers_the_question(form: str, slot: str | None, intent: str, text: str, confidence: float = 1.0) -> bool:
     """Whether a message classified as a request is to be taken as the answer to the form's question.
 
     It is when it looks like what was asked (an address, a phone, a 10-digit account…), or when it
     is about the form's own subject (the form's validator then checks it and asks again at most once).
     """
+    if confidence < CLEARLY_ANOTHER_REQUEST:
+        return True  # not clearly another request: the form's validator judges it
     if slot == "address" and (looks_like_address(text) or find_account(text)):
         return True
     if slot == "phone" and find_phone(text):
@@ -409,7 +414,8 @@ class ActionSwitchTopic(Action):
         intent = (latest.get("intent") or {}).get("name") or ""
         text = latest.get("text") or ""
         stop = [ActiveLoop(None), SlotSet("requested_slot", None)]
-        if intent != "stop" and _answers_the_question(form, slot, intent, text):
+        confidence = float((latest.get("intent") or {}).get("confidence") or 0.0)
+        if intent != "stop" and _answers_the_question(form, slot, intent, text, confidence):
             # The slot mappings skip requests: set the answer and start the form again, which
             # validates the slots it finds filled (and asks again, or offers a person).
             return ([SlotSet(slot, text)] if slot else []) + stop + [FollowupAction(form)]
