@@ -5,13 +5,18 @@ a rule answered by Rasa alone (greet), and a turn that runs a custom action
 which calls the hotline API (a billing answer for an account). Sequential, then
 N residents at once.
 
-    .venv/bin/python bench/bot_bench.py --rasa-url http://127.0.0.1:5005 --requests 200
+    .venv/bin/python bench/bot_bench.py --rasa-url http://127.0.0.1:5005 --rasa-token … --requests 200
+
+Rasa's HTTP API and REST channel need Rasa's token (`?token=`): `[bot] rasa_token` or
+HOTLINE_BOT_RASA_TOKEN, the value the service started Rasa with. `--parse-only` measures only
+`/model/parse` (a Rasa server started by hand with `rasa run --enable-api --auth-token …`).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import time
 import uuid
@@ -37,23 +42,27 @@ async def _timed(session: aiohttp.ClientSession, url: str, body: dict) -> float:
     return (time.perf_counter() - began) * 1000
 
 
-async def run(rasa: str, requests: int, concurrency: int) -> dict:
+async def run(rasa: str, requests: int, concurrency: int, token: str, parse_only: bool = False) -> dict:
     results: dict[str, dict] = {}
     async with aiohttp.ClientSession() as session:
+        def with_token(url: str) -> str:
+            return f"{url}?token={token}" if token else url
+
         async def parse(i: int) -> float:
-            return await _timed(session, f"{rasa}/model/parse", {"text": MESSAGES[i % len(MESSAGES)]})
+            return await _timed(session, with_token(f"{rasa}/model/parse"), {"text": MESSAGES[i % len(MESSAGES)]})
 
         async def greet(i: int) -> float:
-            return await _timed(session, f"{rasa}/webhooks/rest/webhook",
+            return await _timed(session, with_token(f"{rasa}/webhooks/rest/webhook"),
                                 {"sender": f"bench-{uuid.uuid4().hex}", "message": "你好"})
 
         async def billing(i: int) -> float:
             sender = f"bench-{uuid.uuid4().hex}"
-            await _timed(session, f"{rasa}/webhooks/rest/webhook", {"sender": sender, "message": "查水费"})
-            return await _timed(session, f"{rasa}/webhooks/rest/webhook",
+            await _timed(session, with_token(f"{rasa}/webhooks/rest/webhook"), {"sender": sender, "message": "查水费"})
+            return await _timed(session, with_token(f"{rasa}/webhooks/rest/webhook"),
                                 {"sender": sender, "message": f"31{(i % 3000) + 1:08d}"})
 
-        for name, fn in (("nlu_parse", parse), ("turn_rule_greet", greet), ("turn_action_billing", billing)):
+        kinds = (("nlu_parse", parse), ("turn_rule_greet", greet), ("turn_action_billing", billing))
+        for name, fn in kinds[:1] if parse_only else kinds:
             await fn(0)  # warm up
             seq = [await fn(i) for i in range(requests)]
             results[f"{name}_sequential"] = _summary(seq)
@@ -73,8 +82,11 @@ def main() -> None:
     parser.add_argument("--rasa-url", default="http://127.0.0.1:5005")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--rasa-token", default=os.environ.get("HOTLINE_BOT_RASA_TOKEN", ""))
+    parser.add_argument("--parse-only", action="store_true")
     args = parser.parse_args()
-    results = asyncio.run(run(args.rasa_url.rstrip("/"), args.requests, args.concurrency))
+    results = asyncio.run(run(args.rasa_url.rstrip("/"), args.requests, args.concurrency, args.rasa_token,
+                              args.parse_only))
     print(json.dumps(results, indent=2))
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
