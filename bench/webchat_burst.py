@@ -89,7 +89,8 @@ async def handed_off(http: aiohttp.ClientSession, url: str, token: str) -> int:
 
 async def run(url: str, token: str, residents: int, messages: int, window: float) -> dict[str, object]:
     tally = Tally()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None)) as http:
+    connector = aiohttp.TCPConnector(limit=0)  # one socket per resident, however many
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None), connector=connector) as http:
         began = time.perf_counter()
         await asyncio.gather(*(resident(http, url, messages, window, tally) for _ in range(residents)))
         elapsed = time.perf_counter() - began
