@@ -108,4 +108,8 @@ def test_serve_starts_and_reports_health(tmp_path: Path) -> None:
         assert health["components"]["sip"]["up"] is True and health["components"]["sip"]["flow"] == "main"
     finally:
         proc.terminate()
-        proc.wait(timeout=20)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:  # never leave a service behind to fail the run
+            proc.kill()
+            proc.wait(timeout=10)

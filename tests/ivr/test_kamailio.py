@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.ivr import sipp
+from tests.ivr.kamailio import stop
 from tests.service_process import ServiceProcess
 
 CONFIG = Path(__file__).with_name("kamailio-registrar.cfg")
@@ -37,8 +38,7 @@ def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     try:
         yield port
     finally:
-        proc.terminate()
-        proc.wait(10)
+        stop(proc, 10.0)  # SIGTERM, then SIGKILL: a Kamailio slow to exit never fails the run
         log.close()
 
 
