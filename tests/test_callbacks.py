@@ -65,6 +65,11 @@ def _texts(fake_wx) -> list[str]:
     return [m["text"]["content"] for m in fake_wx.sent]
 
 
+def _last_survey(fake_wx) -> str:
+    """The latest survey sent (the resolution's own notices go out beside it, in any order)."""
+    return next(t for t in reversed(_texts(fake_wx)) if "【回访】" in t)
+
+
 async def _answer(client, text: str, msg_id: int) -> str:
     """The resident sends text; what they hear back in WeChat's passive reply."""
     resp = await _push(client, wx.message("text", OPENID, msg_id, Content=text))
@@ -88,7 +93,7 @@ async def test_a_dissatisfied_resident_reopens_the_ticket_and_a_satisfied_one_cl
     assert await sweep(ctx, local(2026, 9, 28, 17, 0)) == 0  # not yet due
     clock.now = local(2026, 9, 28, 17, 31)
     assert await sweep(ctx, clock()) == 1
-    survey = _texts(fake_wx)[-1]
+    survey = _last_survey(fake_wx)
     assert number in survey and "已更换漏水管段" in survey and "1 满意" in survey and "3 不满意" in survey
     assert await sweep(ctx, clock()) == 0  # carried out once
 
@@ -115,7 +120,7 @@ async def test_a_dissatisfied_resident_reopens_the_ticket_and_a_satisfied_one_cl
     assert [t.resolution for t in tasks] == [0, 1]
     clock.now = tasks[1].due_at
     assert await sweep(ctx, clock()) == 1
-    assert "重新焊接管道接口" in _texts(fake_wx)[-1]
+    assert "重新焊接管道接口" in _last_survey(fake_wx)
     heard = await _answer(client, "满意，谢谢师傅", 7003)
     ticket = await _ticket(ctx, number)
     assert (ticket.status, ticket.satisfaction) == ("closed", 5)
