@@ -24,14 +24,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiohttp import web
 from sqlalchemy import func, insert, select, text
 
-from bench.tickets_bench import RESULTS, _ensure_pg_database, _fresh_pg, bulk_load
+from bench.tickets_bench import RESULTS, bulk_load, fresh_store
 from hotline.callbacks.scheduler import sweep
 from hotline.channels.wechat.api import WeChatApi
 from hotline.channels.wechat.channel import WeChatChannel
 from hotline.config import Config
 from hotline.context import build_context
 from models import CallbackTask, Conversation, Ticket
-from models.migrate import upgrade
 
 
 class FakeWeChat:
@@ -87,16 +86,7 @@ async def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     config = Config()
     config.callback.calling_hours = "00:00-23:59"  # measure at any hour
-    if args.backend == "sqlite":
-        path = RESULTS / "callbacks.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        config.database.url = f"sqlite+aiosqlite:///{path}"
-    else:
-        await _ensure_pg_database(args.pg_url)
-        await _fresh_pg(args.pg_url)
-        config.database.url = args.pg_url
-    await asyncio.to_thread(upgrade, config.database_url)
+    await fresh_store(config, args.backend, args.pg_url, "callbacks")
     now = dt.datetime.now(dt.UTC)
     ctx = build_context(config, lambda: now)
 

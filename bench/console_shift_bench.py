@@ -25,13 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy import insert, select, text
 
-from bench.tickets_bench import RESULTS, _ensure_pg_database, _fresh_pg, bulk_load
+from bench.tickets_bench import RESULTS, bulk_load, fresh_store
 from hotline.app import create_app
 from hotline.auth.staff import upsert_staff
 from hotline.config import Config
 from hotline.context import build_context
 from models import Bill, Conversation, Customer, CustomerPhone, Message, Staff
-from models.migrate import upgrade
 
 ACCOUNTS = 20_000
 CONVERSATIONS = 10_000
@@ -131,16 +130,7 @@ async def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     config = Config()
     config.escalation.enabled = config.callback.enabled = config.bot.enabled = config.sip.enabled = False
-    if args.backend == "sqlite":
-        path = RESULTS / "console-shift.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        config.database.url = f"sqlite+aiosqlite:///{path}"
-    else:
-        await _ensure_pg_database(args.pg_url)
-        await _fresh_pg(args.pg_url)
-        config.database.url = args.pg_url
-    await asyncio.to_thread(upgrade, config.database_url)
+    await fresh_store(config, args.backend, args.pg_url, "console-shift")
     now = dt.datetime.now(dt.UTC)
     ctx = build_context(config, lambda: now)
     began = time.perf_counter()

@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from aiohttp import web
 from sqlalchemy import insert, select, text
 
-from bench.tickets_bench import RESULTS, _ensure_pg_database, _fresh_pg, bulk_load
+from bench.tickets_bench import RESULTS, bulk_load, fresh_store
 from hotline.actors import SERVICE
 from hotline.channels.wechat.api import WeChatApi
 from hotline.channels.wechat.channel import WeChatChannel
@@ -34,7 +34,6 @@ from hotline.context import build_context
 from hotline.incidents import doors, notices
 from hotline.tickets.lifecycle import TicketDraft, create_ticket
 from models import Conversation, Customer, Ticket, WechatBinding
-from models.migrate import upgrade
 
 AREAS = ["城东片区", "城西片区", "城南片区", "城北片区", "开发区"]
 STREET = {"城东片区": "中山东路", "城西片区": "兴华路", "城南片区": "南关大街", "城北片区": "朝阳路",
@@ -107,16 +106,7 @@ async def main() -> None:
 
     RESULTS.mkdir(exist_ok=True)
     config = Config()
-    if args.backend == "sqlite":
-        path = RESULTS / "incidents.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        config.database.url = f"sqlite+aiosqlite:///{path}"
-    else:
-        await _ensure_pg_database(args.pg_url)
-        await _fresh_pg(args.pg_url)
-        config.database.url = args.pg_url
-    await asyncio.to_thread(upgrade, config.database_url)
+    await fresh_store(config, args.backend, args.pg_url, "incidents")
     now = dt.datetime.now(dt.UTC)
     ctx = build_context(config, lambda: now)
 

@@ -62,6 +62,22 @@ async def _ensure_pg_database(url: str) -> None:
         await conn.close()
 
 
+async def fresh_store(config: Config, backend: str, pg_url: str, name: str) -> None:
+    """An empty, migrated store for one benchmark: a new SQLite file under bench/results/, or a
+    dropped-and-recreated PostgreSQL schema."""
+    RESULTS.mkdir(exist_ok=True)
+    if backend == "sqlite":
+        path = RESULTS / f"{name}.db"
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        config.database.url = f"sqlite+aiosqlite:///{path}"
+    else:
+        await _ensure_pg_database(pg_url)
+        await _fresh_pg(pg_url)
+        config.database.url = pg_url
+    await asyncio.to_thread(upgrade, config.database_url)
+
+
 async def bulk_load(ctx, count: int, now: dt.datetime) -> None:
     """Insert `count` tickets spread over two years, without the per-ticket path (that is measured separately)."""
     rng = random.Random(7)
@@ -175,20 +191,10 @@ async def main() -> None:
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
 
-    RESULTS.mkdir(exist_ok=True)
     config = Config()
     config.api.service_token = "bench"
     config.escalation.enabled = False
-    if args.backend == "sqlite":
-        path = RESULTS / "bench.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(f"{path}{suffix}").unlink(missing_ok=True)
-        config.database.url = f"sqlite+aiosqlite:///{path}"
-    else:
-        await _ensure_pg_database(args.pg_url)
-        await _fresh_pg(args.pg_url)
-        config.database.url = args.pg_url
-    await asyncio.to_thread(upgrade, config.database_url)
+    await fresh_store(config, args.backend, args.pg_url, "bench")
     now = dt.datetime.now(dt.UTC)
     ctx = build_context(config, lambda: now)
 
