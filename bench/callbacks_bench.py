@@ -21,29 +21,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiohttp import web
 from sqlalchemy import func, insert, select, text
 
+from bench.fake_wechat import fake_wechat
 from bench.tickets_bench import RESULTS, bulk_load, fresh_store
 from hotline.callbacks.scheduler import sweep
-from hotline.channels.wechat.api import WeChatApi
-from hotline.channels.wechat.channel import WeChatChannel
 from hotline.config import Config
 from hotline.context import build_context
 from models import CallbackTask, Conversation, Ticket
-
-
-class FakeWeChat:
-    def __init__(self) -> None:
-        self.sent = 0
-
-    async def token(self, _: web.Request) -> web.Response:
-        return web.json_response({"access_token": "T", "expires_in": 7200})
-
-    async def send(self, _: web.Request) -> web.Response:
-        await asyncio.sleep(0.005)
-        self.sent += 1
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
 
 
 async def settled_tasks(ctx, now: dt.datetime) -> int:
@@ -90,42 +75,29 @@ async def main() -> None:
     now = dt.datetime.now(dt.UTC)
     ctx = build_context(config, lambda: now)
 
-    fake = FakeWeChat()
-    app = web.Application()
-    app.router.add_get("/cgi-bin/token", fake.token)
-    app.router.add_post("/cgi-bin/message/custom/send", fake.send)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    api = WeChatApi(f"http://127.0.0.1:{port}", "wxbench", "secret")
-    ctx.channels["wechat"] = WeChatChannel(api, templates={})
+    async with fake_wechat(ctx) as fake:
+        began = time.perf_counter()
+        await bulk_load(ctx, args.tickets, now)
+        tasks = await settled_tasks(ctx, now)
+        if args.backend == "postgresql":
+            async with ctx.engine.connect() as conn:
+                await conn.execute(text("ANALYZE"))
+        print(f"loaded {args.tickets:,} tickets and {tasks:,} settled callback tasks in "
+              f"{time.perf_counter() - began:.0f} s", flush=True)
 
-    began = time.perf_counter()
-    await bulk_load(ctx, args.tickets, now)
-    tasks = await settled_tasks(ctx, now)
-    if args.backend == "postgresql":
-        async with ctx.engine.connect() as conn:
-            await conn.execute(text("ANALYZE"))
-    print(f"loaded {args.tickets:,} tickets and {tasks:,} settled callback tasks in "
-          f"{time.perf_counter() - began:.0f} s", flush=True)
-
-    idle = []
-    for _ in range(20):
+        idle = []
+        for _ in range(20):
+            t0 = time.perf_counter()
+            await sweep(ctx, now)
+            idle.append((time.perf_counter() - t0) * 1000)
+        await due_surveys(ctx, args.due, now)
         t0 = time.perf_counter()
-        await sweep(ctx, now)
-        idle.append((time.perf_counter() - t0) * 1000)
-    await due_surveys(ctx, args.due, now)
-    t0 = time.perf_counter()
-    handled = await sweep(ctx, now)
-    busy_s = time.perf_counter() - t0
-    results = {"backend": args.backend, "tickets": args.tickets, "settled_tasks": tasks,
-               "idle_sweep_ms_p50": round(statistics.median(idle), 2), "idle_sweep_ms_max": round(max(idle), 2),
-               "due": args.due, "handled": handled, "surveys_sent": fake.sent,
-               "sweep_with_due_s": round(busy_s, 2)}
-    await api.close()
-    await runner.cleanup()
+        handled = await sweep(ctx, now)
+        busy_s = time.perf_counter() - t0
+        results = {"backend": args.backend, "tickets": args.tickets, "settled_tasks": tasks,
+                   "idle_sweep_ms_p50": round(statistics.median(idle), 2), "idle_sweep_ms_max": round(max(idle), 2),
+                   "due": args.due, "handled": handled, "surveys_sent": fake.sent,
+                   "sweep_with_due_s": round(busy_s, 2)}
     await ctx.engine.dispose()
     print(json.dumps(results, ensure_ascii=False, indent=2))
     (RESULTS / f"callbacks-{args.backend}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))

@@ -17,18 +17,15 @@ import datetime as dt
 import json
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from aiohttp import web
 from sqlalchemy import insert, select, text
 
+from bench.fake_wechat import fake_wechat
 from bench.tickets_bench import RESULTS, bulk_load, fresh_store
 from hotline.actors import SERVICE
-from hotline.channels.wechat.api import WeChatApi
-from hotline.channels.wechat.channel import WeChatChannel
 from hotline.config import Config
 from hotline.context import build_context
 from hotline.incidents import doors, notices
@@ -38,24 +35,6 @@ from models import Conversation, Customer, Ticket, WechatBinding
 AREAS = ["城东片区", "城西片区", "城南片区", "城北片区", "开发区"]
 STREET = {"城东片区": "中山东路", "城西片区": "兴华路", "城南片区": "南关大街", "城北片区": "朝阳路",
           "开发区": "科技路"}
-
-
-class FakeWeChat:
-    def __init__(self) -> None:
-        self.to: Counter[str] = Counter()
-        self.in_flight = self.most_in_flight = 0
-
-    async def token(self, _: web.Request) -> web.Response:
-        return web.json_response({"access_token": "T", "expires_in": 7200})
-
-    async def send(self, request: web.Request) -> web.Response:
-        self.in_flight += 1
-        self.most_in_flight = max(self.most_in_flight, self.in_flight)
-        body = await request.json()
-        await asyncio.sleep(0.005)
-        self.to[body["touser"]] += 1
-        self.in_flight -= 1
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -110,41 +89,28 @@ async def main() -> None:
     now = dt.datetime.now(dt.UTC)
     ctx = build_context(config, lambda: now)
 
-    fake = FakeWeChat()
-    app = web.Application()
-    app.router.add_get("/cgi-bin/token", fake.token)
-    app.router.add_post("/cgi-bin/message/custom/send", fake.send)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    api = WeChatApi(f"http://127.0.0.1:{port}", "wxbench", "secret")
-    ctx.channels["wechat"] = WeChatChannel(api, templates={})
+    async with fake_wechat(ctx) as fake:
+        began = time.perf_counter()
+        await bulk_load(ctx, args.tickets, now)
+        if args.backend == "postgresql":
+            async with ctx.engine.connect() as conn:
+                await conn.execute(text("ANALYZE"))
+        print(f"loaded {args.tickets:,} tickets in {time.perf_counter() - began:.0f} s", flush=True)
+        results: dict[str, object] = {"backend": args.backend, "tickets": args.tickets}
+        results["detection"] = await detection(ctx, args.reports, now)
 
-    began = time.perf_counter()
-    await bulk_load(ctx, args.tickets, now)
-    if args.backend == "postgresql":
-        async with ctx.engine.connect() as conn:
-            await conn.execute(text("ANALYZE"))
-    print(f"loaded {args.tickets:,} tickets in {time.perf_counter() - began:.0f} s", flush=True)
-    results: dict[str, object] = {"backend": args.backend, "tickets": args.tickets}
-    results["detection"] = await detection(ctx, args.reports, now)
-
-    await bound_residents(ctx, args.bound, now)
-    async with ctx.sessions.begin() as session:
-        outage = await doors.publish_outage(session, areas=["开发区"], title="科技路管道改造", detail="",
-                                            planned=True, starts_at=now, ends_at=now + dt.timedelta(hours=6),
-                                            actor=SERVICE, now=now)
-        outage_id = outage.id
-    t0 = time.perf_counter()
-    told = await notices.tell_area(ctx, outage_id, "publish")
-    elapsed = time.perf_counter() - t0
-    results["notify"] = {"bound": args.bound, "told": told, "api_calls": sum(fake.to.values()),
-                         "told_twice": sum(1 for n in fake.to.values() if n > 1),
-                         "most_calls_at_once": fake.most_in_flight, "seconds": round(elapsed, 1)}
-    await api.close()
-    await runner.cleanup()
+        await bound_residents(ctx, args.bound, now)
+        async with ctx.sessions.begin() as session:
+            outage = await doors.publish_outage(session, areas=["开发区"], title="科技路管道改造", detail="",
+                                                planned=True, starts_at=now, ends_at=now + dt.timedelta(hours=6),
+                                                actor=SERVICE, now=now)
+            outage_id = outage.id
+        t0 = time.perf_counter()
+        told = await notices.tell_area(ctx, outage_id, "publish")
+        elapsed = time.perf_counter() - t0
+        results["notify"] = {"bound": args.bound, "told": told, "api_calls": sum(fake.to.values()),
+                             "told_twice": sum(1 for n in fake.to.values() if n > 1),
+                             "most_calls_at_once": fake.most_in_flight, "seconds": round(elapsed, 1)}
     await ctx.engine.dispose()
     print(json.dumps(results, ensure_ascii=False, indent=2))
     (RESULTS / f"incidents-{args.backend}.json").write_text(json.dumps(results, ensure_ascii=False, indent=2))

@@ -72,10 +72,7 @@ async def record_result(request: web.Request) -> web.Response:
         task = await session.get(CallbackTask, task_id)
         if task is None:
             raise ApiError(404, "not_found", "no such callback task")
-        try:
-            callback_tasks.add_attempt(task, "agent", now, answer)
-            ticket = await callback_tasks.record_answer(session, ctx.router, task, answer, actor, now, body.note)
-        except callback_tasks.CallbackError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
+        callback_tasks.add_attempt(task, "agent", now, answer)
+        ticket = await callback_tasks.record_answer(session, ctx.router, task, answer, actor, now, body.note)
         data = callback_tasks.task_json(task, ticket)
     return json_response(data)

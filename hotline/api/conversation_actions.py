@@ -18,10 +18,7 @@ def _id(request: web.Request) -> int:
 
 
 async def _run(coro) -> web.Response:
-    try:
-        await coro
-    except service.ConversationError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+    await coro  # a refusal (ConversationError) is answered by the errors middleware
     return json_response({"ok": True})
 
 
@@ -35,10 +32,7 @@ async def take_over(request: web.Request) -> web.Response:
        roles=AGENTS, body=Reply, errors=(401, 403, 404, 409, 422))
 async def reply(request: web.Request) -> web.Response:
     body = await parse_body(request, Reply)
-    try:
-        msg = await service.agent_reply(ctx_of(request), _id(request), actor_of(request), body.text)
-    except service.ConversationError as exc:
-        raise ApiError(exc.status, exc.code, exc.message) from None
+    msg = await service.agent_reply(ctx_of(request), _id(request), actor_of(request), body.text)
     if msg is None:
         raise ApiError(409, "not_yours", "the conversation is no longer yours")
     return json_response({"id": msg.id, "delivery_status": msg.delivery_status, "delivery_error": msg.delivery_error})

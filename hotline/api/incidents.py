@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from hotline.actors import Actor
 from hotline.api.registry import (
@@ -97,10 +97,6 @@ async def _dispatcher(ctx: AppContext, actor: Actor) -> None:
         raise ApiError(403, "forbidden", "only dispatchers publish, change and end outages")
 
 
-def _run(exc: doors.IncidentError) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message)
-
-
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
@@ -126,12 +122,9 @@ async def publish(request: web.Request) -> web.Response:
     await _dispatcher(ctx, actor)
     body = await parse_body(request, OutageIn)
     async with ctx.sessions.begin() as session:
-        try:
-            outage = await doors.publish_outage(session, areas=body.areas, title=body.title, detail=body.detail,
-                                                planned=body.planned, starts_at=body.starts_at,
-                                                ends_at=body.ends_at, actor=actor, now=ctx.clock())
-        except doors.IncidentError as exc:
-            raise _run(exc) from None
+        outage = await doors.publish_outage(session, areas=body.areas, title=body.title, detail=body.detail,
+                                            planned=body.planned, starts_at=body.starts_at,
+                                            ends_at=body.ends_at, actor=actor, now=ctx.clock())
         data = await outage_json(session, outage)
     data["residents_told"] = await notices.tell_area(ctx, data["id"], "publish")
     return json_response(data, status=201)
@@ -147,11 +140,8 @@ async def change_outage(request: web.Request) -> web.Response:
         outage = await session.get(Outage, path_id(request, "outage"))
         if outage is None:
             raise ApiError(404, "not_found", "no such outage")
-        try:
-            action = await doors.update_outage(session, outage, actor=actor, now=ctx.clock(), title=body.title,
-                                               detail=body.detail, ends_at=body.ends_at, areas=body.areas)
-        except doors.IncidentError as exc:
-            raise _run(exc) from None
+        action = await doors.update_outage(session, outage, actor=actor, now=ctx.clock(), title=body.title,
+                                           detail=body.detail, ends_at=body.ends_at, areas=body.areas)
         data = await outage_json(session, outage)
     data["residents_told"] = await notices.tell_area(ctx, data["id"], action)
     return json_response(data)
@@ -167,10 +157,7 @@ async def end_outage(request: web.Request) -> web.Response:
         outage = await session.get(Outage, path_id(request, "outage"))
         if outage is None:
             raise ApiError(404, "not_found", "no such outage")
-        try:
-            await doors.end_outage(session, outage, actor, ctx.clock(), body.note)
-        except doors.IncidentError as exc:
-            raise _run(exc) from None
+        await doors.end_outage(session, outage, actor, ctx.clock(), body.note)
         data = await outage_json(session, outage)
     data["residents_told"] = await notices.tell_area(ctx, data["id"], "end")
     return json_response(data)
@@ -217,11 +204,8 @@ async def confirm(request: web.Request) -> web.Response:
     body = await parse_body(request, Confirm)
     async with ctx.sessions.begin() as session:
         incident = await _incident(session, request)
-        try:
-            outage = await doors.confirm(session, incident, expected_restore_at=body.expected_restore_at,
-                                         text=body.text, actor=actor, now=ctx.clock())
-        except doors.IncidentError as exc:
-            raise _run(exc) from None
+        outage = await doors.confirm(session, incident, expected_restore_at=body.expected_restore_at,
+                                     text=body.text, actor=actor, now=ctx.clock())
         outage_id = outage.id
         data = await incident_json(session, incident)
     data["residents_told"] = await notices.tell_reporters(ctx, data["id"])
@@ -236,10 +220,7 @@ async def dismiss(request: web.Request) -> web.Response:
     body = await parse_body(request, Note)
     async with ctx.sessions.begin() as session:
         incident = await _incident(session, request)
-        try:
-            await doors.dismiss(session, ctx.router, incident, actor, ctx.clock(), body.note)
-        except doors.IncidentError as exc:
-            raise _run(exc) from None
+        await doors.dismiss(session, ctx.router, incident, actor, ctx.clock(), body.note)
         return json_response(await incident_json(session, incident))
 
 
@@ -251,10 +232,7 @@ async def end_incident(request: web.Request) -> web.Response:
     body = await parse_body(request, End)
     async with ctx.sessions.begin() as session:
         incident = await _incident(session, request)
-        try:
-            resolved = await doors.end(session, ctx.router, incident, body.resolution, actor, ctx.clock())
-        except doors.IncidentError as exc:
-            raise _run(exc) from None
+        resolved = await doors.end(session, ctx.router, incident, body.resolution, actor, ctx.clock())
         outage_id = incident.outage_id
         data = await incident_json(session, incident)
         data["resolved"] = [t.number for t in resolved]
@@ -291,10 +269,7 @@ async def acknowledge(request: web.Request) -> web.Response:
         alert = await session.get(OpinionAlert, path_id(request, "alert"))
         if alert is None:
             raise ApiError(404, "not_found", "no such alert")
-        try:
-            await doors.acknowledge(session, alert, actor, ctx.clock(), body.note)
-        except doors.IncidentError as exc:
-            raise _run(exc) from None
+        await doors.acknowledge(session, alert, actor, ctx.clock(), body.note)
     return json_response({"id": alert.id, "acknowledged_by": actor.name})
 
 
@@ -322,10 +297,7 @@ async def bind(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     body = await parse_body(request, BindIn)
     async with ctx.sessions.begin() as session:
-        try:
-            customer = await bindings.bind(session, body.openid, body.account_number, body.proof, ctx.clock())
-        except bindings.BindingError as exc:
-            raise ApiError(exc.status, exc.code, exc.message) from None
+        customer = await bindings.bind(session, body.openid, body.account_number, body.proof, ctx.clock())
     if customer is None:
         raise ApiError(422, "not_proven", "户号或验证信息不正确")
     return json_response({"openid": body.openid, "account_number": customer.account_number,
@@ -351,7 +323,3 @@ async def unbind(request: web.Request) -> web.Response:
     async with ctx.sessions.begin() as session:
         count = await bindings.unbind(session, body.openid, ctx.clock())
     return json_response({"unbound": count})
-
-
-async def _count(session: Any, stmt: Any) -> int:
-    return int((await session.execute(select(func.count()).select_from(stmt.subquery()))).scalar_one())

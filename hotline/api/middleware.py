@@ -14,6 +14,7 @@ from aiohttp.web_log import AccessLogger
 from hotline.actors import SERVICE
 from hotline.api.registry import ACTOR, STAFF_SESSION, ApiError, Handler, ctx_of, json_response
 from hotline.auth import sessions as staff_sessions
+from hotline.errors import Refused
 from hotline.tickets.lifecycle import TicketError
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(400, "invalid_json", "the request body is nested too deeply")
     except ApiError as exc:
         return _error(exc.status, exc.code, exc.message, exc.details)
-    except TicketError as exc:
+    except (TicketError, Refused) as exc:
         return _error(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status >= 400:

@@ -15,7 +15,6 @@ from sqlalchemy import func, select
 
 from hotline.api.registry import (
     AGENTS,
-    ApiError,
     actor_of,
     ctx_of,
     json_response,
@@ -54,10 +53,6 @@ class ChaseBody(BaseModel):
     note: str = Field(min_length=1, max_length=4000, description="what the chaser expects, told to the people")
 
 
-def _conversation_error(exc: service.ConversationError) -> ApiError:
-    return ApiError(exc.status, exc.code, exc.message)
-
-
 @route("GET", "/api/presence", "My presence (在线/忙碌/离开); no choice yet reads as away", tag="supervision",
        roles=AGENTS, errors=(401, 403))
 async def my_presence(request: web.Request) -> web.Response:
@@ -94,10 +89,7 @@ async def set_presence(request: web.Request) -> web.Response:
        roles=AGENTS, body=WhisperBody, status=201, errors=(401, 403, 404, 409, 422))
 async def whisper(request: web.Request) -> web.Response:
     body = await parse_body(request, WhisperBody)
-    try:
-        evt = await service.whisper(ctx_of(request), path_id(request, "conversation"), actor_of(request), body.text)
-    except service.ConversationError as exc:
-        raise _conversation_error(exc) from None
+    evt = await service.whisper(ctx_of(request), path_id(request, "conversation"), actor_of(request), body.text)
     return json_response({"id": evt.id, "text": evt.data["text"], "by": evt.actor_name, "at": evt.at.isoformat()},
                          status=201)
 
@@ -107,10 +99,7 @@ async def whisper(request: web.Request) -> web.Response:
        roles=SUPERVISORS, body=ReassignBody, errors=(401, 403, 404, 409, 422))
 async def reassign(request: web.Request) -> web.Response:
     body = await parse_body(request, ReassignBody)
-    try:
-        await service.reassign(ctx_of(request), path_id(request, "conversation"), actor_of(request), body.agent)
-    except service.ConversationError as exc:
-        raise _conversation_error(exc) from None
+    await service.reassign(ctx_of(request), path_id(request, "conversation"), actor_of(request), body.agent)
     return json_response({"ok": True})
 
 

@@ -99,6 +99,7 @@ async def _task(ctx: AppContext, request: web.Request) -> tuple[CallbackTask, Ti
 
 
 def setup(app: web.Application, ctx: AppContext) -> None:
+    _secret(ctx)  # read (or made) now, at start: never file I/O on the event loop later
     async def show(request: web.Request) -> web.Response:
         found = await _task(ctx, request)
         if found is None:

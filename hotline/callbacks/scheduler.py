@@ -63,8 +63,9 @@ class Survey:
 async def sweep(ctx: AppContext, now: dt.datetime, batch: int = 500) -> int:
     """Carry out every callback task due at `now`; returns how many tasks were handled."""
     cfg = ctx.config.callback
-    window = calling_window(cfg.calling_hours)
-    tz = ctx.router.calendar.timezone
+    # Once per sweep: `now` and the channels do not change while it runs.
+    calling_from = next_calling_time(now, calling_window(cfg.calling_hours), ctx.router.calendar.timezone)
+    conversational = {i.name for i in channels.infos() if i.conversations}
     handled = 0
     while True:
         surveys: list[Survey] = []
@@ -85,11 +86,10 @@ async def sweep(ctx: AppContext, now: dt.datetime, batch: int = 500) -> int:
                                                            note="回访期限内未联系上居民", expired=True)
                     task.next_attempt_at = None
                     continue
-                when = next_calling_time(now, window, tz)
-                if when > now:
-                    task.next_attempt_at = min(when, task.expires_at)
+                if calling_from > now:
+                    task.next_attempt_at = min(calling_from, task.expires_at)
                     continue
-                survey = _attempt(ctx, session, task, ticket, notes.get(ticket.id, ""), now)
+                survey = _attempt(ctx, session, task, ticket, notes.get(ticket.id, ""), conversational, now)
                 if survey is not None:
                     surveys.append(survey)
             handled += len(due)
@@ -100,16 +100,15 @@ async def sweep(ctx: AppContext, now: dt.datetime, batch: int = 500) -> int:
 
 
 def _attempt(ctx: AppContext, session: AsyncSession, task: CallbackTask, ticket: Ticket, resolution: str,
-             now: dt.datetime) -> Survey | None:
+             conversational: set[str], now: dt.datetime) -> Survey | None:
     """Record the next attempt on the resident's channel, or hand the task to agents."""
     cfg = ctx.config.callback
     automatic = [a for a in task.attempts if a.get("channel") not in ("agent", "phone")]
-    info = {i.name: i for i in channels.infos()}.get(task.resident_channel or "")
     if task.manual:
         task.next_attempt_at = task.expires_at  # waiting for an agent; expiry is what remains to watch
         return None
-    online = not (info is None or not info.conversations or task.conversation_id is None
-                  or task.external_user is None)
+    online = (task.resident_channel in conversational and task.conversation_id is not None
+              and task.external_user is not None)
     if not online or len(automatic) >= cfg.attempts:
         # The telephone: the outbound dialler calls when it is configured; otherwise, or when its calls
         # fail for good, an agent phones the resident (回访任务).
@@ -119,9 +118,9 @@ def _attempt(ctx: AppContext, session: AsyncSession, task: CallbackTask, ticket:
         if reason:
             callback_tasks.hand_to_agents(session, task, ticket.number, reason)
         return None
-    assert info is not None and task.conversation_id is not None and task.external_user is not None
+    assert task.resident_channel is not None and task.conversation_id is not None and task.external_user is not None
     task.state, task.asked_at, task.reasks = "in_progress", now, 0
-    callback_tasks.add_attempt(task, info.name, now, "sent")
+    callback_tasks.add_attempt(task, task.resident_channel, now, "sent")
     retry = now + dt.timedelta(hours=cfg.retry_hours)
     task.next_attempt_at = min(retry, task.expires_at)
     callback_tasks.changed(session, task, ticket.number)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
+from hotline.errors import Refused
 from hotline.events import publish_on_commit
 from hotline.tickets import lifecycle
 from hotline.tickets.routing import Router
@@ -23,10 +24,8 @@ ANSWER_NOTES = {"satisfied": "回访：满意", "basically_satisfied": "回访�
                 "unreachable": "回访：未联系上"}
 
 
-class CallbackError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class CallbackError(Refused):
+    """Refused by this door; the API answers with its status (hotline/api/middleware.py)."""
 
 
 def changed(session: AsyncSession, task: CallbackTask, ticket_number: str) -> None:
@@ -55,9 +54,7 @@ async def recently_answered(session: AsyncSession, channel: str, user: str, sinc
 
 async def resolution_note(session: AsyncSession, ticket_id: int) -> str:
     """What was done: the note of the ticket's last resolve."""
-    return (await session.execute(select(TicketEvent.note).where(
-        TicketEvent.ticket_id == ticket_id, TicketEvent.action == "resolve")
-        .order_by(TicketEvent.id.desc()).limit(1))).scalar_one_or_none() or ""
+    return (await resolution_notes(session, [ticket_id])).get(ticket_id, "")
 
 
 async def resolution_notes(session: AsyncSession, ticket_ids: list[int]) -> dict[int, str]:

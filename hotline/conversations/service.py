@@ -28,6 +28,7 @@ from hotline.actors import BOT, RESIDENT, SYSTEM, Actor
 from hotline.callbacks import tasks as callback_tasks
 from hotline.channels.base import Delivery
 from hotline.context import AppContext
+from hotline.errors import Refused
 from hotline.events import publish_on_commit
 from hotline.incidents import doors as incident_doors
 from hotline.rasa.client import BotReply, BotUnavailable
@@ -44,10 +45,8 @@ BOT_MAX_CHARS = 2000  # what the bot reads of one message (the web chat's own li
 OUTGOING_ACTIONS = {"bot": "bot_reply", "agent": "reply", "system": "notice"}
 
 
-class ConversationError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class ConversationError(Refused):
+    """Refused by this door; the API answers with its status (hotline/api/middleware.py)."""
 
 
 @dataclass

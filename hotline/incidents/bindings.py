@@ -8,16 +8,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
+from hotline.errors import Refused
 from hotline.incidents.doors import audit
 from models import Customer, CustomerPhone, IncidentEvent, WechatBinding
 
 TRIES_PER_HOUR = 5
 
 
-class BindingError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class BindingError(Refused):
+    """Refused by this door; the API answers with its status (hotline/api/middleware.py)."""
 
 
 def masked(name: str) -> str:

@@ -15,18 +15,17 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import SYSTEM, Actor
+from hotline.errors import Refused
 from hotline.events import publish_on_commit
 from hotline.incidents.rules import IncidentRules
 from hotline.tickets import lifecycle
 from hotline.tickets.routing import Router
-from models import Incident, IncidentEvent, IncidentReport, OpinionAlert, Outage, OutageArea, Ticket
+from models import Customer, Incident, IncidentEvent, IncidentReport, OpinionAlert, Outage, OutageArea, Ticket
 from models.ticket import OPEN_STATUSES
 
 
-class IncidentError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class IncidentError(Refused):
+    """Refused by this door; the API answers with its status (hotline/api/middleware.py)."""
 
 
 def audit(session: AsyncSession, subject: str, subject_id: int, action: str, actor: Actor, now: dt.datetime,
@@ -110,7 +109,6 @@ async def end_outage(session: AsyncSession, outage: Outage, actor: Actor, now: d
 
 async def _area_of(session: AsyncSession, rules: IncidentRules, ticket: Ticket) -> str | None:
     if ticket.customer_id is not None:
-        from models import Customer
         customer = await session.get(Customer, ticket.customer_id)
         if customer is not None and customer.area:
             return customer.area
