@@ -54,7 +54,16 @@ def test_a_supervisor_confirms_a_burst_main_and_ends_it(
     active = incident_service.api("/api/incidents?status=active")["items"]
     assert sorted(active[0]["reports"]) == sorted(numbers)
 
-    supervisor.locator("#incident-list li.incident .i-resolution").fill("主管道已修复，恢复供水。")
+    resolution = supervisor.locator("#incident-list li.incident .i-resolution")
+    resolution.fill("主管道已修复，恢复供水。")
+    # Another console publishes an outage while the supervisor is typing: the view refreshes live and what
+    # was typed stays.
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+    incident_service.api("/api/outages", {"areas": ["城西片区"], "title": "西环路阀门更换", "planned": True,
+                                          "starts_at": soon.isoformat(),
+                                          "ends_at": (soon + dt.timedelta(hours=3)).isoformat()})
+    expect(supervisor.locator("#outage-list")).to_contain_text("西环路阀门更换")
+    expect(resolution).to_have_value("主管道已修复，恢复供水。")
     supervisor.locator("#incident-list li.incident .i-end").click()
     expect(supervisor.locator("#incident-list")).to_contain_text("暂无")
     for number in numbers:

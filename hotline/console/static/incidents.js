@@ -24,10 +24,11 @@
   const iso = (local) => (local ? new Date(local).toISOString() : null);
   const can = (...roles) => roles.includes(I.ctx.me.role);
 
-  async function act(method, path, body, done) {
+  async function act(method, path, body, done, clear) {
     try {
       await I.ctx.api(method, path, body);
       I.ctx.toast(done);
+      if (clear) clear();  // what was sent is no longer a draft to keep
       await load();
     } catch (err) { I.ctx.toast(err.message, true); }
   }
@@ -44,8 +45,9 @@
     }
     if (!can("supervisor", "admin")) return box;
     if (inc.status === "suspected") {
-      const restore = el("input", { type: "datetime-local", class: "i-restore", required: true });
-      const text = el("textarea", { class: "i-text", rows: 2, maxlength: 2000, placeholder: "告知居民：原因与抢修情况" });
+      const restore = el("input", { type: "datetime-local", class: "i-restore", required: true, "data-draft": `i${inc.id}-restore` });
+      const text = el("textarea", { class: "i-text", rows: 2, maxlength: 2000, placeholder: "告知居民：原因与抢修情况",
+        "data-draft": `i${inc.id}-text` });
       box.append(el("div", { class: "actions" }, el("label", {}, "预计恢复 ", restore), text,
         el("button", { type: "button", class: "primary i-confirm", text: "确认事件",
           onclick: () => act("POST", `/api/incidents/${inc.id}/confirm`,
@@ -53,7 +55,8 @@
         el("button", { type: "button", class: "i-dismiss", text: "排除",
           onclick: () => act("POST", `/api/incidents/${inc.id}/dismiss`, { note: "" }, "已排除") })));
     } else if (inc.status === "active") {
-      const note = el("textarea", { class: "i-resolution", rows: 2, maxlength: 2000, placeholder: "处理结果（将告知每位报修居民）" });
+      const note = el("textarea", { class: "i-resolution", rows: 2, maxlength: 2000, placeholder: "处理结果（将告知每位报修居民）",
+        "data-draft": `i${inc.id}-resolution` });
       box.append(el("div", { class: "actions" }, note,
         el("button", { type: "button", class: "primary i-end", text: "恢复办结",
           onclick: () => act("POST", `/api/incidents/${inc.id}/end`, { resolution: note.value },
@@ -63,14 +66,14 @@
   }
 
   function outageItem(o) {
-    const until = el("input", { type: "datetime-local", class: "o-until" });
+    const until = el("input", { type: "datetime-local", class: "o-until", "data-draft": `o${o.id}-until` });
     return el("li", { class: "outage", "data-outage-id": o.id },
       el("div", { class: "row" }, el("span", { class: "tag", text: o.planned ? "计划停水" : "抢修停水" }),
         el("strong", { text: ` ${o.title}` }), el("span", { class: "meta", text: ` ${o.areas.join("、")}` })),
       el("div", { class: "meta", text: `${I.ctx.fmtTime(o.starts_at)} 至 ${I.ctx.fmtTime(o.ends_at)} ${o.detail || ""}` }),
       el("div", { class: "actions" }, el("label", {}, "延至 ", until),
         el("button", { type: "button", text: "延长", onclick: () => act("PATCH", `/api/outages/${o.id}`,
-          { ends_at: iso(until.value) }, "已延长并通知居民") }),
+          { ends_at: iso(until.value) }, "已延长并通知居民", () => { until.value = ""; }) }),
         el("button", { type: "button", text: "结束停水", onclick: () => act("POST", `/api/outages/${o.id}/end`,
           { note: "" }, "已结束并通知居民") })));
   }
@@ -90,27 +93,54 @@
   async function publishForm() {
     let areas = [];
     try { areas = (await I.ctx.api("GET", "/api/areas")).items; } catch (_) { /* keep the form usable */ }
-    const pick = el("select", { id: "o-areas", multiple: true, size: Math.min(6, areas.length || 1) },
+    const pick = el("select", { id: "o-areas", "data-draft": "o-areas", multiple: true, size: Math.min(6, areas.length || 1) },
       ...areas.map((a) => el("option", { value: a, text: a })));
     const form = el("form", { id: "outage-form", class: "ticket-form" },
       el("h3", { text: "发布停水通知" }), el("label", {}, "区域（可多选） ", pick),
-      el("label", {}, "标题 ", el("input", { id: "o-title", maxlength: 200, required: true })),
-      el("label", {}, "说明 ", el("textarea", { id: "o-detail", rows: 2, maxlength: 2000 })),
-      el("label", {}, el("input", { id: "o-planned", type: "checkbox", checked: true }), " 计划停水"),
-      el("label", {}, "开始 ", el("input", { id: "o-start", type: "datetime-local", required: true })),
-      el("label", {}, "预计恢复 ", el("input", { id: "o-end", type: "datetime-local", required: true })),
+      el("label", {}, "标题 ", el("input", { id: "o-title", "data-draft": "o-title", maxlength: 200, required: true })),
+      el("label", {}, "说明 ", el("textarea", { id: "o-detail", "data-draft": "o-detail", rows: 2, maxlength: 2000 })),
+      el("label", {}, el("input", { id: "o-planned", "data-draft": "o-planned", type: "checkbox", checked: true }), " 计划停水"),
+      el("label", {}, "开始 ", el("input", { id: "o-start", "data-draft": "o-start", type: "datetime-local", required: true })),
+      el("label", {}, "预计恢复 ", el("input", { id: "o-end", "data-draft": "o-end", type: "datetime-local", required: true })),
       el("button", { type: "submit", class: "primary", text: "发布并通知居民" }));
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
       act("POST", "/api/outages", {
         areas: [...pick.selectedOptions].map((o) => o.value), title: $("o-title").value, detail: $("o-detail").value,
         planned: $("o-planned").checked, starts_at: iso($("o-start").value), ends_at: iso($("o-end").value),
-      }, "已发布停水通知");
+      }, "已发布停水通知", () => form.reset());
     });
     return form;
   }
 
+  // Live events re-render the view while a supervisor may be typing: what is typed (and where the cursor is)
+  // survives the re-render, keyed by data-draft; a slower, older load never replaces a newer one.
+  function drafts(root) {
+    const kept = new Map();
+    for (const f of root.querySelectorAll("[data-draft]")) {
+      if (f.type === "checkbox") kept.set(f.dataset.draft, f.checked);
+      else if (f.multiple) kept.set(f.dataset.draft, [...f.selectedOptions].map((o) => o.value));
+      else kept.set(f.dataset.draft, f.value);
+    }
+    const focused = document.activeElement && root.contains(document.activeElement)
+      ? document.activeElement.dataset.draft : null;
+    return { kept, focused };
+  }
+
+  function restoreDrafts(root, { kept, focused }) {
+    for (const f of root.querySelectorAll("[data-draft]")) {
+      if (!kept.has(f.dataset.draft)) continue;
+      const v = kept.get(f.dataset.draft);
+      if (f.type === "checkbox") f.checked = v;
+      else if (f.multiple) for (const o of f.options) o.selected = v.includes(o.value);
+      else f.value = v;
+      if (f.dataset.draft === focused) f.focus();
+    }
+  }
+
+  let loads = 0;
   async function load() {
+    const mine = ++loads;
     const view = $("incidents-view");
     const [suspected, active, outages, alerts] = await Promise.all([
       I.ctx.api("GET", "/api/incidents?status=suspected"), I.ctx.api("GET", "/api/incidents?status=active"),
@@ -118,6 +148,9 @@
       can("supervisor", "admin", "agent") ? I.ctx.api("GET", "/api/alerts") : Promise.resolve({ items: [] }),
     ].map((p) => p.catch(() => ({ items: [] }))));
     const incidents = [...suspected.items, ...active.items];
+    const form = await publishForm();
+    if (mine !== loads) return;
+    const typed = drafts(view);
     view.replaceChildren(
       el("h3", { text: "事件" }),
       el("ul", { id: "incident-list", class: "items" }, ...(incidents.length ? incidents.map(incidentItem)
@@ -125,10 +158,11 @@
       el("h3", { text: "停水通知" }),
       el("ul", { id: "outage-list", class: "items" }, ...(outages.items.length ? outages.items.map(outageItem)
         : [el("li", { class: "meta", text: "暂无停水" })])),
-      await publishForm(),
+      form,
       el("h3", { text: "舆情预警" }),
       el("ul", { id: "alert-list", class: "items" }, ...(alerts.items.length ? alerts.items.map(alertItem)
         : [el("li", { class: "meta", text: "暂无未处理的预警" })])));
+    restoreDrafts(view, typed);
   }
 
   window.HotlineIncidents = {
