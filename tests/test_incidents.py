@@ -137,6 +137,60 @@ async def test_a_dismissed_cluster_is_not_raised_again_and_fewer_reports_raise_n
     assert refused.status == 403
 
 
+async def test_reports_with_only_a_wechat_location_are_placed_by_the_areas_outline(client, ctx, staff) -> None:
+    numbers = []
+    for i in range(3):  # residents who sent their location (inside 城南片区's outline), no street words
+        received = await service.receive(ctx, "wechat", f"openid-loc-{i}", "家里没水了", to_bot=False)
+        resp = await client.post("/api/tickets", headers=SERVICE, json={
+            **NO_WATER, "channel": "wechat", "conversation_id": received.conversation_id,
+            "address": "我的位置", "latitude": 38.49 + i * 0.001, "longitude": 114.99})
+        numbers.append((await resp.json())["number"])
+    far = await client.post("/api/tickets", headers=SERVICE, json={
+        **NO_WATER, "channel": "wechat", "phone": "13800001111", "latitude": 39.9, "longitude": 116.4})
+    assert far.status == 201  # outside every outline: a report without an area, never linked
+    suspected = await _incidents(client, "suspected", expect=3)
+    assert len(suspected) == 1 and suspected[0]["area"] == "城南片区"
+    assert sorted(suspected[0]["reports"]) == sorted(numbers)
+
+    async def locate(**params: str) -> str | None:
+        resp = await client.get("/api/areas/locate", params=params, headers=SERVICE)
+        assert resp.status == 200
+        return (await resp.json())["area"]
+    assert await locate(address="定州市兴华路8号") == "城西片区"
+    assert await locate(latitude="38.50", longitude="115.06") == "开发区"
+    assert await locate(address="中山东路1号", latitude="38.50", longitude="115.06") == "城东片区"  # words first
+    assert await locate(latitude="39.9", longitude="116.4") is None
+    bad = await client.get("/api/areas/locate", params={"latitude": "200", "longitude": "1"}, headers=SERVICE)
+    assert bad.status == 422
+
+
+async def test_the_bot_binds_by_conversation_and_agents_see_the_binding(client, ctx, staff) -> None:
+    async with ctx.sessions.begin() as session:
+        customer = Customer(account_number="3100000077", name="李秀英", address="朝阳路7号", area="城北片区",
+                            meter_model="LXS-20E", meter_size_dn=20, meter_serial="M77")
+        session.add(customer)
+        await session.flush()
+        session.add(CustomerPhone(customer_id=customer.id, phone="13700007777"))
+    wechat = await service.receive(ctx, "wechat", "openid-li", "绑定户号", to_bot=False)
+    web = await service.receive(ctx, "web", "webchat-li", "绑定户号", to_bot=False)
+    refused = await client.post("/api/bindings", headers=SERVICE, json={
+        "conversation_id": web.conversation_id, "account_number": "3100000077", "proof": "7777"})
+    assert refused.status == 422 and "微信" in (await refused.json())["error"]["message"]
+    ok = await client.post("/api/bindings", headers=SERVICE, json={
+        "conversation_id": wechat.conversation_id, "account_number": "3100000077", "proof": "李秀英"})
+    assert ok.status == 200 and (await ok.json())["openid"] == "openid-li"
+    mine = await (await client.get("/api/bindings", params={"conversation_id": str(wechat.conversation_id)},
+                                   headers=SERVICE)).json()
+    assert [b["account_number"] for b in mine["items"]] == ["3100000077"]
+
+    agent = await login(client, "agent1")
+    panel = await (await client.get(f"/api/conversations/{wechat.conversation_id}/context", headers=agent)).json()
+    assert panel["matched_by"] == "bound" and panel["customer"]["account_number"] == "3100000077"
+    assert panel["bound_accounts"] == [{"account_number": "3100000077", "name": "李**", "area": "城北片区"}]
+    gone = await client.post("/api/bindings/unbind", headers=SERVICE, json={"conversation_id": wechat.conversation_id})
+    assert (await gone.json())["unbound"] == 1
+
+
 async def test_outages_are_published_extended_and_ended_by_dispatchers_and_bound_residents_hear(
         client, ctx, staff, clock) -> None:
     channel = RecordingChannel()

@@ -1,9 +1,10 @@
 """The resident beside the conversation (Chatwoot's contact panel): who they are, what they owe, their
 tickets, their previous conversations and calls, and the outage in their area.
 
-Who the resident is, in order: the account the bot confirmed (Conversation.customer_id), the account or
-phone the bot learned, a phone channel's caller number, the account on a ticket linked to the
-conversation. Every lookup is by an indexed column, so the panel stays fast with a million tickets.
+Who the resident is, in order: the account the bot confirmed (Conversation.customer_id), the account a
+WeChat user bound (绑定户号), the account or phone the bot learned, a phone channel's caller number, the
+account on a ticket linked to the conversation. Every lookup is by an indexed column, so the panel stays
+fast with a million tickets.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from hotline.api.customers import yuan
 from hotline.api.registry import AGENTS, ApiError, ctx_of, json_response, parse_query, path_id, route
 from hotline.context import AppContext
 from hotline.customers import accounts
+from hotline.incidents import bindings
 from hotline.tickets.lifecycle import STATUS_LABELS, TicketError, normalize_phone
 from models import Call, Conversation, Customer, CustomerPhone, Department, Staff, Ticket
 from models.ticket import OPEN_STATUSES
@@ -174,6 +176,9 @@ async def conversation_context(request: web.Request) -> web.Response:
             customer = (await session.execute(select(Customer).options(selectinload(Customer.phones))
                                               .where(Customer.id == conv.customer_id))).scalar_one_or_none()
             matched = "confirmed"
+        bound = await bindings.accounts_of(session, conv.external_user) if conv.channel == "wechat" else []
+        if customer is None and bound:
+            customer, matched = await customer_by_account(session, bound[0].account_number), "bound"
         if customer is None and learned.get("account_number"):
             customer, matched = await customer_by_account(session, str(learned["account_number"])), "account"
         if customer is None and phone:
@@ -186,6 +191,8 @@ async def conversation_context(request: web.Request) -> web.Response:
         data = await resident_context(ctx, session, customer=customer, phone=phone,
                                       exclude_conversation=conv.id)
     data["matched_by"] = matched if customer is not None else None
+    data["bound_accounts"] = [{"account_number": c.account_number, "name": mask_name(c.name), "area": c.area}
+                              for c in bound]
     data["conversation_id"] = conv_id
     return json_response(data)
 

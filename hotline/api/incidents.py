@@ -8,6 +8,7 @@ from typing import Any, Literal
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
 from hotline.api.registry import (
@@ -24,7 +25,7 @@ from hotline.api.registry import (
 )
 from hotline.context import AppContext
 from hotline.incidents import bindings, doors, notices
-from models import Department, Incident, IncidentEvent, OpinionAlert, Outage, Ticket
+from models import Conversation, Department, Incident, IncidentEvent, OpinionAlert, Outage, Ticket
 
 SUPERVISORS = frozenset({"supervisor", "admin"})
 
@@ -74,16 +75,28 @@ class AlertQuery(BaseModel):
     limit: int = Field(default=50, ge=1, le=200)
 
 
-class BindIn(_Body):
-    openid: str = Field(min_length=1, max_length=128)
+class Resident(BaseModel):
+    """A WeChat user, by openid or by their WeChat conversation (what the bot knows)."""
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    openid: str | None = Field(default=None, min_length=1, max_length=128)
+    conversation_id: int | None = Field(default=None, ge=1)
+
+
+class BindIn(Resident):
     account_number: str = Field(min_length=1, max_length=32)
     proof: str = Field(min_length=1, max_length=50, description="last four digits of the phone on file, or the "
                                                                    "account holder's name")
 
 
-class OpenidQuery(BaseModel):
+class OpenidQuery(Resident):
+    pass
+
+
+class LocateQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    openid: str = Field(min_length=1, max_length=128)
+    address: str = Field(default="", max_length=500)
+    latitude: float | None = Field(default=None, ge=-90, le=90)
+    longitude: float | None = Field(default=None, ge=-180, le=180)
 
 
 async def _dispatcher(ctx: AppContext, actor: Actor) -> None:
@@ -113,6 +126,14 @@ async def outage_json(session: Any, outage: Outage) -> dict[str, Any]:
 @route("GET", "/api/areas", "The areas outages and incidents are about", tag="incidents", roles=STAFF_AND_SERVICE)
 async def areas(request: web.Request) -> web.Response:
     return json_response({"items": await notices.areas_known(ctx_of(request))})
+
+
+@route("GET", "/api/areas/locate", "The area of an address (its street words) or of a location (inside an "
+       "area's outline)", tag="incidents", query=LocateQuery, roles=STAFF_AND_SERVICE, errors=(401, 403, 422))
+async def locate(request: web.Request) -> web.Response:
+    query = parse_query(request, LocateQuery)
+    return json_response({"area": ctx_of(request).incident_rules.locate(query.address, query.latitude,
+                                                                        query.longitude)})
 
 
 @route("POST", "/api/outages", "Publish an outage (停水通知); bound residents in its areas are told",
@@ -292,34 +313,48 @@ async def trail(request: web.Request) -> web.Response:
 
 @route("POST", "/api/bindings", "Bind a WeChat user to an account, proven by the phone's last four digits or the "
        "holder's name; at most 5 tries an hour", tag="incidents", body=BindIn, roles=frozenset({"service"}),
-       errors=(400, 401, 403, 422, 429))
+       errors=(400, 401, 403, 404, 422, 429))
 async def bind(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     body = await parse_body(request, BindIn)
     async with ctx.sessions.begin() as session:
-        customer = await bindings.bind(session, body.openid, body.account_number, body.proof, ctx.clock())
+        openid = await _openid(session, body)
+        customer = await bindings.bind(session, openid, body.account_number, body.proof, ctx.clock())
     if customer is None:
         raise ApiError(422, "not_proven", "户号或验证信息不正确")
-    return json_response({"openid": body.openid, "account_number": customer.account_number,
+    return json_response({"openid": openid, "account_number": customer.account_number,
                           "name": bindings.masked(customer.name), "area": customer.area})
 
 
+async def _openid(session: AsyncSession, who: Resident) -> str:
+    if who.openid:
+        return who.openid
+    if who.conversation_id is None:
+        raise ApiError(422, "missing_resident", "give openid or conversation_id")
+    conv = await session.get(Conversation, who.conversation_id)
+    if conv is None:
+        raise ApiError(404, "not_found", "no such conversation")
+    if conv.channel != "wechat":
+        raise ApiError(422, "not_wechat", "只有微信公众号用户可以绑定户号")
+    return conv.external_user
+
+
 @route("GET", "/api/bindings", "The accounts a WeChat user has bound", tag="incidents", query=OpenidQuery,
-       roles=frozenset({"service", "agent", "supervisor", "admin"}), errors=(401, 403, 422))
+       roles=frozenset({"service", "agent", "supervisor", "admin"}), errors=(401, 403, 404, 422))
 async def bound(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     query = parse_query(request, OpenidQuery)
     async with ctx.readers() as session:
-        found = await bindings.accounts_of(session, query.openid)
+        found = await bindings.accounts_of(session, await _openid(session, query))
     return json_response({"items": [{"account_number": c.account_number, "name": bindings.masked(c.name),
                                      "area": c.area} for c in found]})
 
 
 @route("POST", "/api/bindings/unbind", "Unbind a WeChat user from all accounts", tag="incidents", body=OpenidQuery,
-       roles=frozenset({"service"}), errors=(400, 401, 403, 422))
+       roles=frozenset({"service"}), errors=(400, 401, 403, 404, 422))
 async def unbind(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     body = await parse_body(request, OpenidQuery)
     async with ctx.sessions.begin() as session:
-        count = await bindings.unbind(session, body.openid, ctx.clock())
+        count = await bindings.unbind(session, await _openid(session, body), ctx.clock())
     return json_response({"unbound": count})

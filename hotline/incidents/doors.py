@@ -112,7 +112,8 @@ async def _area_of(session: AsyncSession, rules: IncidentRules, ticket: Ticket) 
         customer = await session.get(Customer, ticket.customer_id)
         if customer is not None and customer.area:
             return customer.area
-    return rules.area_of_address(ticket.address or "") or rules.area_of_address(ticket.description or "")
+    return rules.area_of_address(ticket.address or "") or rules.area_of_address(ticket.description or "") \
+        or rules.area_of_point(ticket.latitude, ticket.longitude)
 
 
 async def link_report(session: AsyncSession, router: Router, incident: Incident, ticket: Ticket,

@@ -22,6 +22,9 @@ class Rule(_Strict):
 class IncidentsFile(_Strict):
     rules: dict[str, Rule]
     areas: dict[str, list[str]]
+    # Each area's outline as [latitude, longitude] corners, for a WeChat location (WGS-84 / GCJ-02 alike:
+    # the few hundred metres between them do not move a point across a district's outline in practice).
+    boundaries: dict[str, list[tuple[float, float]]] = {}
     dispatch_departments: list[str] = []
 
 
@@ -44,6 +47,28 @@ class IncidentRules:
                     best = (len(word), area)
         return best[1] if best else None
 
+    def area_of_point(self, latitude: float | None, longitude: float | None) -> str | None:
+        """The area whose outline holds a point (a resident's WeChat location)."""
+        if latitude is None or longitude is None:
+            return None
+        for area, corners in self.spec.boundaries.items():
+            if _inside(latitude, longitude, corners):
+                return area
+        return None
+
+    def locate(self, address: str = "", latitude: float | None = None, longitude: float | None = None) -> str | None:
+        """The words a resident gave first (they name the place of the problem), then where they are."""
+        return (self.area_of_address(address) if address else None) or self.area_of_point(latitude, longitude)
+
+
+def _inside(y: float, x: float, corners: list[tuple[float, float]]) -> bool:
+    """Ray casting: a point is inside when a ray from it crosses the outline an odd number of times."""
+    inside = False
+    for (y1, x1), (y2, x2) in zip(corners, corners[1:] + corners[:1], strict=True):
+        if (y1 > y) != (y2 > y) and x < x1 + (y - y1) * (x2 - x1) / (y2 - y1):
+            inside = not inside
+    return inside
+
 
 @dataclass(frozen=True)
 class WatchWords:
@@ -61,6 +86,11 @@ def load_incident_rules(path: Path, business_types: set[str]) -> IncidentRules:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise ValueError(f"{path}: {problems}") from exc
+    for area, corners in spec.boundaries.items():
+        if area not in spec.areas:
+            raise ValueError(f"{path}: boundaries.{area}: not one of the areas")
+        if len(corners) < 3:
+            raise ValueError(f"{path}: boundaries.{area}: an outline needs at least three corners")
     for name, rule in spec.rules.items():
         unknown = set(rule.business_types) - business_types
         if unknown:

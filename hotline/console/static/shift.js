@@ -11,7 +11,7 @@ window.HotlineShift = (() => {
     baseTitle: document.title, historyBefore: null, menu: [], menuIndex: 0, audio: null,
   };
   const PRESENCE = { online: "在线", busy: "忙碌", away: "离开" };
-  const MATCHED = { confirmed: "智能客服已核实户号", account: "按居民提供的户号匹配", phone: "按电话号码匹配",
+  const MATCHED = { confirmed: "智能客服已核实户号", bound: "微信已绑定户号", account: "按居民提供的户号匹配", phone: "按电话号码匹配",
     ticket: "按关联工单的户号匹配" };
   const isAgentish = () => can("agent", "supervisor", "admin");
 
@@ -214,7 +214,9 @@ window.HotlineShift = (() => {
       parts.push(section("账户", fields([["户号", c.account_number], ["户名", c.name], ["地址", c.address], ["片区", c.area],
         ["电话", c.phones.join("、")], ["水表", `${c.meter.model} DN${c.meter.size_dn} · ${c.meter.serial}`],
         ["状态", c.status === "active" ? "正常用水" : c.status]]),
-      el("p", { class: "meta", text: MATCHED[d.matched_by] || "" })));
+      el("p", { class: "meta", text: MATCHED[d.matched_by] || "" }),
+      (d.bound_accounts || []).length ? el("p", { class: "meta bound", text: `微信绑定：${d.bound_accounts
+        .map((a) => `${a.account_number}（${a.name}）`).join("、")}` }) : null));
       const b = d.balance;
       if (b) {
         parts.push(section("余额与欠费", fields([["余额", `${b.balance} 元`], ["欠费", `${b.arrears} 元${b.overdue_bills ? `（${b.overdue_bills}期逾期）` : ""}`, b.arrears_fen > 0 ? "bad" : ""],
