@@ -14,12 +14,24 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 from openpyxl import load_workbook
+from sqlalchemy import select
 
 from hotline.actors import Actor
 from hotline.context import AppContext
 from hotline.tickets import lifecycle
 from hotline.tickets.lifecycle import TicketDraft
-from models import Call, Conversation, ConversationEvent, Customer, Message, Ticket, TicketEvent
+from models import (
+    Call,
+    Conversation,
+    ConversationEvent,
+    Customer,
+    Incident,
+    IncidentReport,
+    Message,
+    OpinionAlert,
+    Ticket,
+    TicketEvent,
+)
 from tests.conftest import SERVICE, Clock, local, login
 
 pytestmark = pytest.mark.asyncio
@@ -235,6 +247,31 @@ async def test_quality_rates(client: TestClient, store: dict[str, str]) -> None:
     assert (r["complaints"], r["accounts"], r["complaints_per_10k_accounts"]) == (2, 4, 5000.0)
     dept = _by(_section(r, "by_department"), "code")["network_repair"]
     assert (dept["received"], dept["resolved"], dept["reopen_rate"]) == (4, 3, round(1 / 3, 4))
+
+
+async def test_quality_counts_opinion_alerts_and_incidents(client: TestClient, ctx: AppContext,
+                                                           store: dict[str, str]) -> None:
+    inside, before = local(2026, 9, 16, 10, 0), local(2026, 8, 20, 10, 0)
+    async with ctx.sessions.begin() as session:
+        session.add_all([
+            OpinionAlert(words=["媒体", "曝光"], excerpt="再不修我就找媒体曝光", created_at=inside,
+                         acknowledged_at=inside, acknowledged_by="sup"),
+            OpinionAlert(words=["12345"], excerpt="我打12345投诉你们", created_at=inside),
+            OpinionAlert(words=["媒体"], excerpt="before the range", created_at=before)])
+        confirmed = Incident(status="ended", area="城东片区", kind="no_supply", business_type="no_water",
+                             detected_at=inside)
+        session.add_all([confirmed, Incident(status="dismissed", area="城西片区", kind="no_supply",
+                                             business_type="no_water", detected_at=inside)])
+        await session.flush()
+        tickets = (await session.execute(select(Ticket.id).where(Ticket.number.in_(
+            [store["T3"], store["T4"]])))).scalars().all()
+        session.add_all(IncidentReport(incident_id=confirmed.id, ticket_id=t) for t in tickets)
+    r = await _get(client, "quality")
+    assert (r["opinion_alerts"], r["opinion_alerts_acknowledged"]) == (2, 1)
+    assert _by(_section(r, "opinion_words"), "name")["媒体"]["count"] == 1
+    assert (r["incidents_confirmed"], r["incident_reports"], r["incidents_dismissed"]) == (1, 2, 1)
+    filtered = await _get(client, "quality", RANGE + "&category=repair")
+    assert "opinion_alerts" not in filtered  # a city-wide figure, not a department's
 
 
 async def test_people_and_channels(client: TestClient, store: dict[str, str]) -> None:

@@ -21,7 +21,20 @@ from sqlalchemy.orm import aliased
 from hotline.channels import registry as channels
 from hotline.reports.sql import Dialect, percentiles, rate
 from hotline.tickets.routing import Router
-from models import Call, Conversation, ConversationEvent, Customer, Department, Message, Staff, Ticket, TicketEvent
+from models import (
+    Call,
+    Conversation,
+    ConversationEvent,
+    Customer,
+    Department,
+    Incident,
+    IncidentReport,
+    Message,
+    OpinionAlert,
+    Staff,
+    Ticket,
+    TicketEvent,
+)
 from models.ticket import OPEN_STATUSES
 
 REPORTS = ("workload", "timeliness", "quality", "people", "channels")
@@ -381,7 +394,35 @@ class Reports:
         r.figure("accounts", "在册用户数", accounts)
         r.figure("complaints_per_10k_accounts", "万户投诉量",
                  round(total["complaints"] * 10000 / accounts, 2) if accounts else None)
+        if not self.q.ticket_filtered and not self.q.own_department_only:
+            await self._opinion_and_incidents(r)
         return r
+
+    async def _opinion_and_incidents(self, r: Report) -> None:
+        """舆情 and incidents of the period: the city-wide picture, so not with a department or type filter."""
+        a = OpinionAlert
+        alerts = (await self.s.execute(select(a.words, a.acknowledged_at).where(
+            a.created_at >= self.start, a.created_at < self.end))).all()
+        r.figure("opinion_alerts", "舆情预警", len(alerts))
+        r.figure("opinion_alerts_acknowledged", "舆情已知悉", sum(1 for _, ack in alerts if ack is not None))
+        words: dict[str, int] = {}
+        for found, _ in alerts:
+            for word in found or []:
+                words[str(word)] = words.get(str(word), 0) + 1
+        r.sections.append(Section("opinion_words", "舆情预警（按触发词）", [("name", "触发词"), ("count", "次数")],
+                                  [{"name": w, "count": n} for w, n in sorted(words.items(), key=lambda x: -x[1])],
+                                  {"type": "bar", "x": "name", "y": ["count"]},
+                                  "一条消息含多个触发词时每个词各计一次；舆情预警数按消息计。"))
+        i = Incident
+        reports = select(func.count()).select_from(IncidentReport).where(
+            IncidentReport.incident_id == i.id).scalar_subquery()
+        incidents = (await self.s.execute(select(i.status, func.count(), func.sum(reports)).where(
+            i.detected_at >= self.start, i.detected_at < self.end).group_by(i.status))).all()
+        by_status = {status: (int(n), int(linked or 0)) for status, n, linked in incidents}
+        confirmed = [by_status.get(k, (0, 0)) for k in ("active", "ended")]
+        r.figure("incidents_confirmed", "确认事件", sum(n for n, _ in confirmed))
+        r.figure("incident_reports", "并入事件的报告", sum(linked for _, linked in confirmed))
+        r.figure("incidents_dismissed", "排除的疑似事件", by_status.get("dismissed", (0, 0))[0])
 
     @staticmethod
     def _quality_rates(v: dict[str, int]) -> dict[str, Any]:
