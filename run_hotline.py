@@ -101,6 +101,7 @@ def _serve(config) -> None:
     from hotline.api.middleware import RedactingAccessLogger
     from hotline.app import create_app
     from hotline.context import build_context
+    config.bot.check(config.database_url)  # e.g. several Rasa workers without shared stores: refused here
     ctx = build_context(config)
     if config.sip.enabled:
         from hotline.ivr.service import load_configured_flow

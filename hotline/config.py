@@ -140,6 +140,46 @@ class BotConfig:
     start_timeout_seconds: float = 300.0  # a server not answering by then is killed and started again
     check_interval_seconds: float = 5.0  # how often the started servers must prove they are alive
     restart_backoff_max_seconds: float = 60.0  # restarts wait 1 s, 2 s, 4 s … up to this
+    # Rasa servers started on rasa_port, rasa_port + 1 …; a conversation stays on one while it is up.
+    # More than one needs shared stores: the service's database on PostgreSQL (Rasa's SQL tracker
+    # store, schema `rasa`) and redis_url (Rasa's RedisLockStore); otherwise the start is refused.
+    workers: int = 1
+    redis_url: str = ""  # redis://[:password@]host[:port][/db]; rediss:// for TLS
+    # With workers > 1: how long a worker's hold on one conversation lasts (Rasa's ticket lock). A
+    # worker killed mid-message holds it this long, so the message's retry on another worker waits
+    # as much; it must stay well under timeout_seconds.
+    lock_lifetime_seconds: int = 10
+
+    def check(self, database_url: str) -> None:
+        """Refuse at start a bot setting that could not work, rather than find out with residents waiting.
+
+        More Rasa servers without shared stores would lose a conversation's context whenever it
+        moves to another server, and could answer two of its messages at once.
+        """
+        if self.workers < 1 or self.workers > 32:
+            raise ConfigError(f"[bot] workers: expected 1 to 32, got {self.workers}")
+        if self.workers == 1 or not self.enabled:
+            return
+        if self.rasa_url:
+            raise ConfigError("[bot] workers applies to the Rasa servers the service starts; with rasa_url "
+                              "set, run several Rasa servers behind that URL instead (or set workers = 1)")
+        missing = []
+        if not database_url.startswith("postgresql"):
+            missing.append("[database] url on PostgreSQL (for the shared tracker store)")
+        if not self.redis_url:
+            missing.append("[bot] redis_url (for the shared lock store)")
+        if missing:
+            raise ConfigError(f"[bot] workers = {self.workers} needs " + " and ".join(missing)
+                              + "; set them, or set workers = 1")
+        if not self.redis_url.startswith(("redis://", "rediss://")):
+            raise ConfigError(f"[bot] redis_url: expected redis://host:port/db, got {self.redis_url!r}")
+        last = self.rasa_port + self.workers - 1
+        if not self.actions_url and self.rasa_port <= self.actions_port <= last:
+            raise ConfigError(f"[bot] actions_port {self.actions_port} is among the Rasa workers' ports "
+                              f"{self.rasa_port}-{last}")
+        if not 1 <= self.lock_lifetime_seconds < self.timeout_seconds:
+            raise ConfigError("[bot] lock_lifetime_seconds: expected at least 1 and less than timeout_seconds "
+                              f"({self.timeout_seconds:g}), got {self.lock_lifetime_seconds}")
 
 
 @dataclasses.dataclass

@@ -6,9 +6,15 @@ payload has "handoff": true (see bot/README.md). Everything else is text.
 Every request carries Rasa's auth token (`?token=`). The bot counts as up only when the servers
 prove who they are (hotline/rasa/runtime/bot_identity.py): the ones this service started report
 through BotProcesses; servers run elsewhere are challenged here.
+
+With several Rasa workers a message goes to its conversation's worker (BotProcesses.route); when
+that worker fails mid-request (its connection breaks: killed, restarting) the message is sent to
+the next healthy one, which reads the same tracker, within the same long limit. A worker that is
+merely slow is waited for, as with one.
 """
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +25,8 @@ from hotline.rasa.runtime import bot_identity
 
 if TYPE_CHECKING:
     from hotline.rasa.processes import BotProcesses
+
+log = logging.getLogger(__name__)
 
 PROBE_TIMEOUT = aiohttp.ClientTimeout(total=2.5)  # /healthz gives each check 3 s
 
@@ -102,26 +110,48 @@ class RasaClient:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         return self._session
 
+    def _worker(self, key: str, failed: frozenset[str]) -> tuple[str, str]:
+        """(name, URL) of the Rasa server to ask about `key` now; one configured URL is always itself."""
+        if self.processes is None:
+            return "rasa", self.base_url
+        self._check_own_rasa()
+        chosen = self.processes.route(key, failed)
+        if chosen is None:
+            raise BotUnavailable(f"no other Rasa worker is up ({self.processes.rasa_detail()})")
+        return chosen
+
     async def send(self, sender_id: str, text: str, metadata: dict[str, Any] | None = None) -> BotReply:
         body = {"sender": sender_id, "message": text, "metadata": metadata or {}}
-        self._check_own_rasa()
-        try:
-            async with self._http().post(f"{self.base_url}/webhooks/rest/webhook", json=body,
-                                         params=self._params()) as resp:
-                if resp.status != 200:
-                    raise BotUnavailable(f"Rasa answered HTTP {resp.status}")
-                messages = await resp.json()
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            raise BotUnavailable(str(exc) or type(exc).__name__) from exc
+        failed: frozenset[str] = frozenset()
+        while True:
+            name, url = self._worker(sender_id, failed)
+            try:
+                async with self._http().post(f"{url}/webhooks/rest/webhook", json=body,
+                                             params=self._params()) as resp:
+                    if resp.status != 200:
+                        raise BotUnavailable(f"Rasa answered HTTP {resp.status}")
+                    messages = await resp.json()
+                break
+            except aiohttp.ClientConnectionError as exc:
+                # Broken or refused, not slow (a timeout is the long limit's business): the worker
+                # went away. Its tracker was not saved, so another worker handles the message afresh.
+                if self.processes is None or len(self.processes.workers) < 2 or isinstance(exc, TimeoutError):
+                    raise BotUnavailable(str(exc) or type(exc).__name__) from exc
+                failed |= {name}
+                self.processes.failovers += 1
+                log.warning("Rasa worker %s failed mid-request for %s (%s); sending it to another worker",
+                            name, sender_id, str(exc) or type(exc).__name__)
+            except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+                raise BotUnavailable(str(exc) or type(exc).__name__) from exc
         if not isinstance(messages, list):
             raise BotUnavailable("Rasa answered something that is not a list of messages")
         return parse_reply(messages)
 
     async def parse(self, text: str) -> dict[str, Any]:
         """The NLU result alone (intent and entities), e.g. to guess a conversation's category."""
-        self._check_own_rasa()
+        _, url = self._worker(text, frozenset())
         try:
-            async with self._http().post(f"{self.base_url}/model/parse", json={"text": text},
+            async with self._http().post(f"{url}/model/parse", json={"text": text},
                                          params=self._params()) as resp:
                 if resp.status != 200:
                     raise BotUnavailable(f"Rasa answered HTTP {resp.status}")

@@ -11,6 +11,12 @@ What the supervision guarantees:
 - a port held by another process is an error naming the port; the service never talks to it;
 - runtime files live in <var>/bot/ and are keyed by port, so instances never share them; a lock
   file per port keeps a second instance with the same var/ and ports away.
+
+With [bot] workers = N, N Rasa servers run on consecutive ports from [bot] rasa_port beside one
+action server (one keeps up with them: it mostly waits for the hotline API). They share Rasa's SQL
+tracker store in the service's PostgreSQL database (schema `rasa`, away from the service's tables)
+and Rasa's RedisLockStore, so any of them can carry on any conversation; `route` keeps each
+conversation on one healthy worker (rendezvous hashing) and moves it only when that worker is down.
 """
 from __future__ import annotations
 
@@ -18,6 +24,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -28,6 +35,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import unquote, urlsplit
 
 import aiohttp
 
@@ -46,6 +54,9 @@ PROBE_TIMEOUT = aiohttp.ClientTimeout(total=10)  # a busy Rasa answers late; sev
 MISSES_BEFORE_RESTART = 3
 HEALTHY_RESETS_BACKOFF = 120.0  # seconds up after which the next failure starts the back-off again
 STOP_GRACE = 10.0
+TRACKER_SCHEMA = "rasa"  # Rasa's `events` table lives here, never among the service's own tables
+TRACKER_URL_ENV = "HOTLINE_BOT_TRACKER_URL"  # passwords go to the workers' environment, not into files
+REDIS_PASSWORD_ENV = "HOTLINE_BOT_REDIS_PASSWORD"
 
 
 class BotStartError(OSError):
@@ -60,7 +71,7 @@ class PortBusy(OSError):
 class Child:
     """One supervised server and what /healthz says about it."""
 
-    name: str  # "rasa" or "actions", also the identity role
+    name: str  # "actions", "rasa" (one worker) or "rasa-1", "rasa-2" … (several)
     label: str
     port: int
     script: str
@@ -76,6 +87,10 @@ class Child:
     model: str | None = None
     up_since: float | None = None
     task: asyncio.Task[None] | None = None
+    role: str = ""  # the identity role, "rasa" or "actions"
+
+    def __post_init__(self) -> None:
+        self.role = self.role or self.name
 
     @property
     def alive(self) -> bool:
@@ -91,6 +106,18 @@ class Child:
                 **({"detail": self.detail} if self.detail and not self.ok else {})}
 
 
+def rendezvous(key: str, names: list[str]) -> list[str]:
+    """The names in the order `key` prefers them (highest random weight first).
+
+    The same key always prefers the same name, and removing a name moves only the keys that
+    preferred it, spread evenly over the rest: a worker going down moves its conversations and
+    no others, and they come back when it is up again.
+    """
+    def weight(name: str) -> bytes:
+        return hashlib.blake2b(f"{name}\0{key}".encode(), digest_size=8).digest()
+    return sorted(names, key=weight, reverse=True)
+
+
 class BotProcesses:
     def __init__(self, config: Config, service_token: str, rasa_token: str | None = None) -> None:
         self.config = config
@@ -102,17 +129,27 @@ class BotProcesses:
         self._locks: list[IO[str]] = []
         self._session: aiohttp.ClientSession | None = None
         bot = config.bot
+        bot.check(config.database_url)
+        self.shared_stores = bot.workers > 1
+        self.failovers = 0  # messages sent again to another worker after theirs failed mid-request
         self.owns_actions = not bot.actions_url
         self.children: dict[str, Child] = {}
         if self.owns_actions:
             self.children["actions"] = Child(
                 "actions", "action server", bot.actions_port, "actions_server.py",
                 ["--port", str(bot.actions_port), "--host", bot.host], service_token)
-        self.children["rasa"] = Child(
-            "rasa", "Rasa server", bot.rasa_port, "rasa_server.py",
-            ["--model", str(MODEL), "--endpoints", str(self._file("endpoints", "yml")),
-             "--credentials", str(self._file("credentials", "yml")),
-             "--interface", bot.host, "--port", str(bot.rasa_port)], self.rasa_token)
+        self.workers: list[Child] = []
+        for index in range(bot.workers):
+            port = bot.rasa_port + index
+            name, label = ("rasa", "Rasa server") if bot.workers == 1 else \
+                (f"rasa-{index + 1}", f"Rasa server {index + 1}")
+            worker = Child(
+                name, label, port, "rasa_server.py",
+                ["--model", str(MODEL), "--endpoints", str(self._file("endpoints", "yml")),
+                 "--credentials", str(self._file("credentials", "yml")),
+                 "--interface", bot.host, "--port", str(port)], self.rasa_token, role="rasa")
+            self.children[name] = worker
+            self.workers.append(worker)
 
     # -- addresses ---------------------------------------------------------------------------------
 
@@ -135,7 +172,7 @@ class BotProcesses:
         return self.run_dir / f"{kind}-{self.config.bot.rasa_port}.{ext}"
 
     def url_of(self, child: Child) -> str:
-        return self.rasa_url if child.name == "rasa" else self.actions_url
+        return f"http://{self._connect_host}:{child.port}" if child.role == "rasa" else self.actions_url
 
     # -- start and stop ----------------------------------------------------------------------------
 
@@ -157,9 +194,64 @@ class BotProcesses:
                    **{bot_identity.SERVICE_TOKEN_ENV: self.service_token,
                       bot_identity.PARENT_PID_ENV: str(os.getpid())})
         env.pop(bot_identity.RASA_TOKEN_ENV, None)
+        rasa_env = {bot_identity.RASA_TOKEN_ENV: self.rasa_token}
+        if self.shared_stores:
+            try:
+                await self._create_tracker_schema()
+            except Exception as exc:  # the database is the service's own: say why the bot cannot start
+                self.error = f"the tracker store's schema {TRACKER_SCHEMA!r} could not be created: {exc}"
+                raise BotStartError(self.error) from exc
+            rasa_env.update(self._shared_store_env())
         for child in self.children.values():
-            child.env = dict(env, **({bot_identity.RASA_TOKEN_ENV: self.rasa_token} if child.name == "rasa" else {}))
+            child.env = dict(env, **(rasa_env if child.role == "rasa" else {}))
             child.task = asyncio.create_task(self._supervise(child), name=f"bot-{child.name}-supervisor")
+
+    async def _create_tracker_schema(self) -> None:
+        """Rasa creates its table but not its schema; two services starting at once both succeed."""
+        from sqlalchemy import text
+
+        from models.db import create_engine
+        engine = create_engine(self.config.database_url)
+        try:
+            async with engine.begin() as conn:
+                await conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('hotline.rasa.schema'))"))
+                await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{TRACKER_SCHEMA}"'))
+        finally:
+            await engine.dispose()
+
+    def _shared_store_env(self) -> dict[str, str]:
+        """What the workers need to reach the shared stores, passwords included (never written to a file)."""
+        from sqlalchemy.engine import make_url
+        url = make_url(self.config.database_url).set(drivername="postgresql+psycopg2")
+        redis = urlsplit(self.config.bot.redis_url)
+        return {TRACKER_URL_ENV: url.render_as_string(hide_password=False),
+                "POSTGRESQL_SCHEMA": TRACKER_SCHEMA,  # Rasa's own setting: search_path of its connections
+                "SQL_POOL_SIZE": "2",  # Rasa's store is synchronous: one connection at a time per worker
+                "TICKET_LOCK_LIFETIME": str(self.config.bot.lock_lifetime_seconds),
+                REDIS_PASSWORD_ENV: unquote(redis.password or "")}
+
+    def _stores_yaml(self) -> str:
+        """The endpoints file's tracker and lock stores for several workers (nothing with one: in memory)."""
+        if not self.shared_stores:
+            return ""
+        from sqlalchemy.engine import make_url
+        database = make_url(self.config.database_url)
+        redis = urlsplit(self.config.bot.redis_url)
+        db = (redis.path or "/0").strip("/") or "0"
+        # One prefix per database: services sharing it share the conversations, hence their locks.
+        where = f"{database.host}:{database.port}/{database.database}"
+        prefix = "hotline" + hashlib.sha256(where.encode()).hexdigest()[:12]
+        lines = ["tracker_store:", "  type: SQL", f"  url: ${{{TRACKER_URL_ENV}}}",
+                 "lock_store:", "  type: redis", f'  url: "{redis.hostname or "127.0.0.1"}"',
+                 f"  port: {redis.port or 6379}", f"  db: {int(db)}", f"  key_prefix: {prefix}",
+                 "  socket_timeout: 5"]
+        if redis.username:
+            lines.append(f'  username: "{unquote(redis.username)}"')
+        if redis.password:
+            lines.append(f"  password: ${{{REDIS_PASSWORD_ENV}}}")
+        if redis.scheme == "rediss":
+            lines.append("  use_ssl: true")
+        return "\n".join(lines) + "\n"
 
     def _prepare(self) -> None:
         """Blocking file work, run in a thread: locks, leftovers, the endpoints and credentials files."""
@@ -189,7 +281,8 @@ class BotProcesses:
             f'  url: "{self.actions_url}/webhook"\n'
             "  headers:\n"
             # unquoted: Rasa expands ${VAR} only in plain YAML scalars
-            f"    Authorization: Bearer ${{{bot_identity.SERVICE_TOKEN_ENV}}}\n", encoding="utf-8")
+            f"    Authorization: Bearer ${{{bot_identity.SERVICE_TOKEN_ENV}}}\n" + self._stores_yaml(),
+            encoding="utf-8")
         self._file("credentials", "yml").write_text(
             "# Written by the hotline service at start: the REST channel, closed by Rasa's token.\n"
             "bot_rest_channel.TokenRestInput:\n", encoding="utf-8")
@@ -312,11 +405,11 @@ class BotProcesses:
             self._session = aiohttp.ClientSession()
         url = self.url_of(child)
         try:
-            identity = await prove_identity(self._session, url, child.name, child.token, PROBE_TIMEOUT)
+            identity = await prove_identity(self._session, url, child.role, child.token, PROBE_TIMEOUT)
             if identity["pid"] != proc.pid:
                 raise BotUnavailable(f"{url} answers as pid {identity['pid']}, not as the {child.label} "
                                      f"this service started (pid {proc.pid})")
-            if child.name == "rasa":
+            if child.role == "rasa":
                 if not identity.get("ready"):
                     raise BotUnavailable("Rasa has not loaded its model yet")
                 async with self._session.get(f"{url}/status", params={"token": child.token},
@@ -353,17 +446,37 @@ class BotProcesses:
     # -- what the client and /healthz see ----------------------------------------------------------
 
     def rasa_ready(self) -> bool:
-        return self.children["rasa"].ok
+        return any(w.ok for w in self.workers)
 
     def rasa_detail(self) -> str:
-        rasa = self.children["rasa"]
-        return self.error or rasa.detail or f"the Rasa server is {rasa.state}"
+        if self.error:
+            return self.error
+        return "; ".join(w.detail or f"the {w.label} is {w.state}" for w in self.workers)
+
+    def route(self, key: str, exclude: frozenset[str] = frozenset()) -> tuple[str, str] | None:
+        """(name, URL) of the worker that answers for `key` (a conversation's sender id) now.
+
+        Only workers that proved who they are count: while its worker is up a conversation stays
+        there; when it is down the conversation goes to the next one in its own order. `exclude`:
+        workers that just failed this message, before their supervisor has noticed.
+        """
+        up = [w.name for w in self.workers if w.ok and w.name not in exclude]
+        if not up:
+            return None
+        name = rendezvous(key, up)[0]
+        return name, self.url_of(self.children[name])
 
     def status(self) -> dict[str, Any]:
-        """The truth about the servers this service started (no request: the watch keeps it fresh)."""
-        rasa = self.children["rasa"]
+        """The truth about the servers this service started (no request: the watch keeps it fresh).
+
+        With several workers the bot is up while the action server and at least one worker are:
+        residents are answered, and `workers` and `detail` name the ones that are down.
+        """
+        rasa = next((w for w in self.workers if w.ok), self.workers[0])
+        up_workers = sum(w.ok for w in self.workers)
+        others = [c for c in self.children.values() if c.role != "rasa"]
         result: dict[str, Any] = {"url": self.rasa_url, "model": rasa.model if rasa.ok else None,
-                                  "up": all(c.ok for c in self.children.values())}
+                                  "up": up_workers > 0 and all(c.ok for c in others)}
         if self.owns_actions:
             result["actions"] = self.children["actions"].ok
         result["restarts"] = sum(c.restarts for c in self.children.values())
@@ -371,7 +484,11 @@ class BotProcesses:
         exits = [dict(c.last_exit, process=name) for name, c in self.children.items() if c.last_exit]
         result["last_exit"] = max(exits, key=lambda e: e["at"]) if exits else None
         result["processes"] = {name: c.snapshot() for name, c in self.children.items()}
-        if not result["up"]:
+        result["workers"] = [{"name": w.name, **w.snapshot()} for w in self.workers]
+        if self.shared_stores:
+            result["workers_up"] = up_workers
+            result["failovers"] = self.failovers
+        if not all(c.ok for c in self.children.values()):
             result["detail"] = self.error or "; ".join(
                 f"{c.label}: {c.detail or c.state}" for c in self.children.values() if not c.ok)
         return result
