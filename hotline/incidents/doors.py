@@ -135,24 +135,30 @@ async def detect(session: AsyncSession, router: Router, rules: IncidentRules, ti
     if found is None:
         return None, False
     kind, rule = found
-    ticket.area = ticket.area or await _area_of(session, rules, ticket)
-    if not ticket.area:
-        return None, False
-    if (await session.execute(select(IncidentReport.id).where(IncidentReport.ticket_id == ticket.id))).first():
-        return None, False
-    incident = (await session.execute(select(Incident).where(
-        Incident.area == ticket.area, Incident.kind == kind, Incident.status.in_(("suspected", "active")))
-        .order_by(Incident.id.desc()).limit(1))).scalar_one_or_none()
-    if incident is not None:
-        await link_report(session, router, incident, ticket, now)
-        return incident, False
-    linked = select(IncidentReport.ticket_id)
-    cluster = list((await session.execute(select(Ticket).where(
-        Ticket.area == ticket.area, Ticket.business_type.in_(rule.business_types),
-        Ticket.created_at >= now - dt.timedelta(minutes=rule.minutes), Ticket.status.in_(OPEN_STATUSES),
-        Ticket.id.not_in(linked)).order_by(Ticket.id))).scalars())
-    if len(cluster) < rule.count:
-        return None, False
+    # Every report pays for this: as few statements as the answer needs (the area and the link are
+    # written in one UPDATE at the end, the open incident and "already linked" read in one query).
+    with session.no_autoflush:
+        ticket.area = ticket.area or await _area_of(session, rules, ticket)
+        if not ticket.area:
+            return None, False
+        linked_already = select(IncidentReport.id).where(IncidentReport.ticket_id == ticket.id).exists()
+        row = (await session.execute(select(Incident, linked_already).where(
+            Incident.area == ticket.area, Incident.kind == kind, Incident.status.in_(("suspected", "active")))
+            .order_by(Incident.id.desc()).limit(1))).first()
+        if row is not None:
+            incident, already = row
+            if already:
+                return None, False
+            await link_report(session, router, incident, ticket, now)
+            return incident, False
+        await session.flush()  # the cluster is read from the store, this report's area included
+        linked = select(IncidentReport.ticket_id)
+        cluster = list((await session.execute(select(Ticket).where(
+            Ticket.area == ticket.area, Ticket.business_type.in_(rule.business_types),
+            Ticket.created_at >= now - dt.timedelta(minutes=rule.minutes), Ticket.status.in_(OPEN_STATUSES),
+            Ticket.id.not_in(linked)).order_by(Ticket.id))).scalars())
+    if len(cluster) < rule.count or ticket not in cluster:
+        return None, False  # too few yet, or this report is linked already (a retried detection)
     incident = Incident(status="suspected", area=ticket.area, kind=kind, business_type=ticket.business_type,
                         title=f"{ticket.area}{rule.title}", detected_at=now)
     session.add(incident)
