@@ -147,6 +147,29 @@ def scenario(answer: str = "200", *, keys: str = "", first_key_after_ms: int = 2
             '  <Global variables="mport" />\n' + "\n".join(body) + "\n</scenario>\n")
 
 
+def answer_part(codec: int = 0) -> str:
+    """180, then 200 with SDP (media to [$mport]), then the ACK that must echo our To-tag (after _INVITE)."""
+    name = {0: "PCMU", 8: "PCMA"}[codec]
+    return (_RESPONSE.format(status="180 Ringing", retrans="", tag=TO_TAG, body="Content-Length: 0")
+            + _RESPONSE.format(status="200 OK", retrans=' retrans="500"', tag=TO_TAG,
+                               body=_SDP.format(codec=codec, name=name)) + _ACK_CHECKED)
+
+
+def invite_part() -> str:
+    """Receive the INVITE, keeping its CSeq, From and To for the responses and a BYE of the phone's own."""
+    return _INVITE
+
+
+def bye_out_part() -> str:
+    """The phone hangs up: its BYE, and the 200 it waits for."""
+    return _BYE_OUT.format(tag=TO_TAG)
+
+
+def bye_in_part(timeout_ms: int = 120000) -> str:
+    """The phone waits for the dialler's BYE and answers 200."""
+    return _BYE_IN.format(timeout_ms=timeout_ms)
+
+
 @dataclass
 class Phone:
     """A running sipp UAS and the media sink its SDP points at."""
@@ -170,14 +193,17 @@ class Phone:
         self.sink.close()
 
 
-def answer_calls(port: int, xml: str, workdir: Path, calls: int = 1, timeout: float = 150) -> Phone:
-    """Start sipp as a UAS on 127.0.0.1:port for `calls` calls (in the background)."""
+def answer_calls(port: int, xml: str, workdir: Path, calls: int = 1, timeout: float = 150,
+                 media_port: int | None = None) -> Phone:
+    """Start sipp as a UAS on 127.0.0.1:port for `calls` calls (in the background).
+
+    The SDP's media port is the Phone's MediaSink, or `media_port` (a test's own capture socket)."""
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "uas.xml").write_text(xml)
     sink = sipp.MediaSink()
     proc = subprocess.Popen(
         [sipp.sipp_path(), "-sf", str(workdir / "uas.xml"), "-m", str(calls), "-i", "127.0.0.1", "-p", str(port),
-         "-mi", "127.0.0.1", "-mp", str(sipp.free_udp_port()), "-set", "mport", str(sink.port),
+         "-mi", "127.0.0.1", "-mp", str(sipp.free_udp_port()), "-set", "mport", str(media_port or sink.port),
          "-timeout", f"{int(timeout)}s", "-trace_err", "-nostdin"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return Phone(proc, sink, workdir)
