@@ -165,6 +165,50 @@ def bye_out_part() -> str:
     return _BYE_OUT.format(tag=TO_TAG)
 
 
+_REFRESH = """
+  <send retrans="500">
+    <![CDATA[
+      INVITE [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: [$invto];tag={tag}[call_number]
+      To: [$invfrom]
+      [last_Call-ID:]
+      CSeq: 8 INVITE
+      Contact: <sip:resident@[local_ip]:[local_port]>
+      Max-Forwards: 70
+      {body}
+    ]]>
+  </send>
+  <recv response="200">
+    <action>
+      <ereg regexp="{answer}" search_in="body" check_it="true" assign_to="refreshed"/>
+    </action>
+  </recv>
+  <Reference variables="refreshed" />
+  <send>
+    <![CDATA[
+      ACK [next_url] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      [routes]
+      From: [$invto];tag={tag}[call_number]
+      To: [$invfrom]
+      [last_Call-ID:]
+      CSeq: 8 ACK
+      Max-Forwards: 70
+      Content-Length: 0
+    ]]>
+  </send>
+"""
+
+
+def refresh_part(codec: int = 0, answer: str = "m=audio [0-9]+ RTP/AVP 0 101") -> str:
+    """A session refresh: the phone re-INVITEs with the SDP of its answer, expects a 200 whose body matches
+    `answer` (a regexp) and acknowledges it."""
+    name = {0: "PCMU", 8: "PCMA"}[codec]
+    return _REFRESH.format(tag=TO_TAG, body=_SDP.format(codec=codec, name=name), answer=answer)
+
+
 def bye_in_part(timeout_ms: int = 120000) -> str:
     """The phone waits for the dialler's BYE and answers 200."""
     return _BYE_IN.format(timeout_ms=timeout_ms)

@@ -295,3 +295,34 @@ def test_a_call_waiting_for_its_answer_does_not_stop_another(phone: DiallerPhone
     assert quick_took < 2.5, quick_took
     assert quick_events.of("answered") == [200] and quick_events.of("ended") == [200]
     assert slow_events.of("ended") == [200]
+
+
+# --- a session refresh (re-INVITE with the same media) ------------------------------------------------------
+
+
+def test_a_session_refresh_is_answered_and_the_audio_goes_on(phone: DiallerPhone, carrier: int,
+                                                            tmp_path: Path) -> None:
+    """A phone or PBX refreshing the session (RFC 4028) re-INVITEs with the media it answered with; the dialler
+    declined it with 488 (and such a PBX may end the call). Now it answers 200 with our SDP for the formats
+    offered (PCMU and events), the audio goes on at 50 packets/s from one sender, and the call ends normally."""
+    capture = RtpCapture()
+    xml = ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="refreshes">\n'
+           '  <Global variables="mport" />\n' + sipp_uas.invite_part() + sipp_uas.answer_part()
+           + '  <pause milliseconds="500"/>\n' + sipp_uas.refresh_part() + sipp_uas.bye_in_part(20000)
+           + "\n</scenario>\n")
+    uas = start_phone(carrier, xml, tmp_path / "uas", capture.port)
+    try:
+        call, events = dial(phone, "13900000040")
+        until(lambda: events.of("answered"), 10, "the call is answered")
+        time.sleep(1.0)  # the refresh comes 0.5 s after the ACK
+        counted = len(capture.packets)
+        time.sleep(2.0)
+        rate = (len(capture.packets) - counted) / 2.0
+        call.hangup()
+        code, log, _ = uas.finish(20)
+    finally:
+        uas.kill()
+        capture.close()
+    assert code == 0, log  # sipp checked the 200 and its SDP
+    assert 45 <= rate <= 55, rate  # one transmitter (1.6.8 started a second one on re-INVITE)
+    assert events.of("ended") == [200] and call.status == 200

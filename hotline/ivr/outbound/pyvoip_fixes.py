@@ -28,9 +28,10 @@ number; tests/ivr/test_outbound.py proves each one against Kamailio and sipp:
   D9  invite() holds the receive lock while it waits for the answer (nothing else
       is received meanwhile)           -> invite only sends; every response comes
                                           through the receive thread
-  and, met on the way: the BYE copies the peer's Via and branch (its 200 is
-  misrouted); Call-IDs repeat after a restart (a counter's hash); a telephone-event
-  above 15 kills the RTP receive thread; OPTIONS keep-alives are dropped; the
+  and, met on the way: a session-refresh re-INVITE (the answer's media offered again, RFC 4028) got 488
+  (-> 200 with our SDP for the formats offered; any other re-INVITE still gets 488 and the call keeps its
+  media); the BYE copies the peer's Via and branch (its 200 is misrouted); Call-IDs repeat after a restart
+  (a counter's hash); a telephone-event above 15 kills the RTP receive thread; OPTIONS keep-alives are dropped; the
   RTP ports were released by the garbage collector (and twice).
 
 Nothing here runs on the event loop: the receive, registration and RTP threads
@@ -134,6 +135,18 @@ def _branch() -> str:
     return "z9hG4bK" + uuid.uuid4().hex[:20]
 
 
+def _body(raw: bytes) -> str:
+    return raw.split(b"\r\n\r\n", 1)[1].decode("utf-8", "replace") if b"\r\n\r\n" in raw else ""
+
+
+def sdp_media(raw: bytes) -> tuple[str, ...]:
+    """What a peer's SDP says about its media: connection, media and direction lines (not o=, which a refresh
+    may or may not bump); empty without SDP."""
+    lines = [line.strip() for line in _body(raw).splitlines()]
+    return tuple(line for line in lines if line[:2] in ("c=", "m=")
+                 or line in ("a=sendrecv", "a=sendonly", "a=recvonly", "a=inactive"))
+
+
 # --- D8 and the telephone-event crash -----------------------------------------------------------------------
 
 
@@ -169,6 +182,9 @@ class DialledCall(pv.VoIPCall):
         self.status = 0  # the final status (200, 486 ...); 408 when nobody answered at all
         self.cancelling = False
         self._released = False
+        self.remote_media: tuple[str, ...] = ()  # the answer's media, to tell a session refresh from a change
+        self.local_sdp, self.sdp_version = "", 1
+        self._refresh_acked: dict[int, threading.Event] = {}
         medias = {port: {0: RTP.PayloadType.PCMU, 8: RTP.PayloadType.PCMA, 101: RTP.PayloadType.EVENT}}
         request = SIP.SIPMessage(self._invite_bytes(sip, port))
         super().__init__(phone, pv.CallState.DIALING, request, int(time.time()) % 100000, sip.myIP,
@@ -183,10 +199,8 @@ class DialledCall(pv.VoIPCall):
     # -- messages
 
     def _invite_bytes(self, sip: DiallerSIP, port: int) -> bytes:
-        body = (f"v=0\r\no=pyVoIP {self.cseq} {self.cseq} IN IP4 {sip.myIP}\r\ns=hotline\r\n"
-                f"c=IN IP4 {sip.myIP}\r\nt=0 0\r\nm=audio {port} RTP/AVP 0 8 101\r\n"
-                "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\n"
-                "a=fmtp:101 0-15\r\na=ptime:20\r\na=sendrecv\r\n")
+        body = self._sdp(sip, port, ["0", "8", "101"], self.cseq)
+        self.local_sdp, self.sdp_version = body, self.cseq
         head = [f"INVITE {self.request_uri} SIP/2.0",
                 f"Via: SIP/2.0/UDP {sip.myIP}:{sip.myPort};branch={self.branch};rport",
                 "Max-Forwards: 70", f"From: {sip.from_header()};tag={self.from_tag}",
@@ -197,6 +211,53 @@ class DialledCall(pv.VoIPCall):
             head.append(self.authorization)
         head += ["Content-Type: application/sdp", f"Content-Length: {len(body.encode())}"]
         return ("\r\n".join(head) + "\r\n\r\n" + body).encode()
+
+    @staticmethod
+    def _sdp(sip: DiallerSIP, port: int, formats: list[str], version: int) -> str:
+        names = {"0": "a=rtpmap:0 PCMU/8000\r\n", "8": "a=rtpmap:8 PCMA/8000\r\n",
+                 "101": "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n"}
+        return (f"v=0\r\no=pyVoIP 1 {version} IN IP4 {sip.myIP}\r\ns=hotline\r\n"
+                f"c=IN IP4 {sip.myIP}\r\nt=0 0\r\nm=audio {port} RTP/AVP {' '.join(formats)}\r\n"
+                + "".join(names[f] for f in formats) + "a=ptime:20\r\na=sendrecv\r\n")
+
+    def refresh(self, request: SIP.SIPMessage) -> bytes | None:
+        """A re-INVITE offering the media of the call's answer again (a session refresh): our 200 with our SDP
+        for the formats offered, sent again until its ACK. None for anything else (the caller answers 488)."""
+        sip = self.dsip
+        with self.lock:
+            if self.state != pv.CallState.ANSWERED or not self.remote_media \
+                    or sdp_media(request.raw) != self.remote_media:
+                return None
+            offered = next(line for line in self.remote_media if line.startswith("m=")).split()[3:]
+            formats = [f for f in offered if f in ("0", "8", "101")]
+            port = next(iter(self.assignedPorts))
+            body = self._sdp(sip, port, formats, self.sdp_version)
+            if body != self.local_sdp:  # RFC 3264 8: a changed SDP has a higher version
+                self.sdp_version += 1
+                body = self.local_sdp = self._sdp(sip, port, formats, self.sdp_version)
+            cseq = int(request.headers["CSeq"]["check"])
+            acked = self._refresh_acked.setdefault(cseq, threading.Event())
+        head = sip._reply(request.raw, 200, "OK").decode().split("\r\n")
+        head = [h for h in head if h and not h.startswith("Content-Length")]
+        head += [f"Contact: <sip:{sip.username}@{sip.myIP}:{sip.myPort}>", "Content-Type: application/sdp",
+                 f"Content-Length: {len(body.encode())}"]
+        data = ("\r\n".join(head) + "\r\n\r\n" + body).encode()
+        threading.Thread(target=self._send_until_acked, args=(data, acked), name="dialler re-INVITE 200",
+                         daemon=True).start()
+        return data
+
+    def _send_until_acked(self, data: bytes, acked: threading.Event) -> None:
+        """RFC 3261 13.3.1.4: the 2xx to an INVITE is sent again (T1 doubling to T2) until its ACK, for 64*T1."""
+        started, interval = time.monotonic(), T1
+        while not acked.is_set() and self.state == pv.CallState.ANSWERED and time.monotonic() - started < 64 * T1:
+            self.dsip.send(data)
+            acked.wait(interval)
+            interval = min(interval * 2, T2)
+
+    def acked(self, cseq: int) -> None:
+        event = self._refresh_acked.get(cseq)
+        if event is not None:
+            event.set()
 
     def _ack_non_2xx(self, response: SIP.SIPMessage) -> bytes:
         """RFC 3261 17.1.1.3: same branch and Request-URI as the INVITE, the response's To."""
@@ -326,6 +387,7 @@ class DialledCall(pv.VoIPCall):
                 self._end(488)
                 return
             self.status = 200
+            self.remote_media = sdp_media(response.raw)
             self.final.set()
             sip.send(self._in_dialog("ACK", self.cseq))
             if self.cancelling:  # the 200 crossed our CANCEL: the call is over for us
@@ -508,10 +570,15 @@ class DiallerSIP(SIP.SIPClient):
             if isinstance(call, DialledCall):
                 call.bye()
         elif message.method == "INVITE":
-            # A new call to this extension (the IVR answers residents, not the dialler), or a re-INVITE we decline
-            # politely; the call goes on with the media it has.
+            # A new call to this extension (the IVR answers residents, not the dialler): 486. A session refresh of a
+            # call: 200 (DialledCall.refresh). Any other re-INVITE is declined politely; the call keeps its media.
+            if isinstance(call, DialledCall) and call.refresh(message) is not None:
+                return
             self.send(self._reply(message.raw, 486 if call is None else 488, "Busy Here" if call is None
                                   else "Not Acceptable Here"))
+        elif message.method == "ACK":
+            if isinstance(call, DialledCall):
+                call.acked(int(message.headers["CSeq"]["check"]))
         elif message.method == "CANCEL":
             self.send(self._reply(message.raw, 481, "Call/Transaction Does Not Exist"))
 
