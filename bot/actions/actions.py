@@ -9,6 +9,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import escalation, hotline_api, knowledge, outages
+from actions.binding import bound_accounts, proof_in
 from actions.common import (
     FORM_CATEGORIES,
     TICKET_RE,
@@ -28,7 +29,8 @@ from actions.common import (
 from actions.forms import is_general_billing
 
 RESET_AFTER_TICKET = ["problem", "address", "leak_location", "gave_up"]
-FORM_NAMES = {"repair_form": "报修", "complaint_form": "投诉", "billing_form": "水费查询", "status_form": "工单查询"}
+FORM_NAMES = {"repair_form": "报修", "complaint_form": "投诉", "billing_form": "水费查询", "status_form": "工单查询",
+              "binding_form": "绑定户号"}
 INTENT_CATEGORY = {"repair": "repair", "complaint": "complaint", "billing": "billing", "inquiry": "inquiry",
                    "ticket_status": "inquiry"}
 ANSWERED_BY_FORM = {"complaint": "complaint_form", "billing": "billing_form", "ticket_status": "status_form"}
@@ -230,21 +232,41 @@ class ActionAnswerBilling(Action):
             return [SlotSet("gave_up", None)]
         account = tracker.get_slot("account_number")
         text = (tracker.latest_message or {}).get("text") or ""
-        if not account or is_general_billing(text):
+        accounts = [account] if account else []
+        if not accounts and not is_general_billing(text):
+            accounts = [a["account_number"] for a in await bound_accounts(tracker)][:3]  # a bound WeChat user
+        if not accounts or is_general_billing(text):
             topic = knowledge.faq_topic(text, knowledge.BILLING_TOPICS)
             if topic:
                 dispatcher.utter_message(text=topic["answer"])
                 return [SlotSet("last_topic", topic["key"])]
             dispatcher.utter_message(text="查询水费需要您的10位户号（水费单上有），随时发给我就可以。")
             return []
-        try:
-            data = await hotline_api.get_balance(account)
-        except hotline_api.NotFound:
-            dispatcher.utter_message(text=f"没有找到户号 {account}，请核对后重新查询。")
-            return [SlotSet("account_number", None)]
-        except hotline_api.ApiUnavailable:
-            api_down(dispatcher, "billing", tracker)
-            return []
+        statements, owing = [], False
+        for number in accounts:
+            try:
+                data = await hotline_api.get_balance(number)
+            except hotline_api.NotFound:
+                dispatcher.utter_message(text=f"没有找到户号 {number}，请核对后重新查询。")
+                return [SlotSet("account_number", None)]
+            except hotline_api.ApiUnavailable:
+                api_down(dispatcher, "billing", tracker)
+                return []
+            statements.append("\n".join(self._statement(data)))
+            owing = owing or bool(data["arrears_fen"] + data["outstanding_fen"])
+        lines = ["\n\n".join(statements)]
+        topic = knowledge.faq_by_key("payment")
+        if topic and owing:
+            lines.append(topic["answer"])
+        said = "；".join(e["text"] for e in user_events(tracker, since_action="billing_form"))
+        if any(w in said for w in ("高", "贵", "多扣", "不对", "水表有问题", "读数", "抄错", "翻了")):
+            lines.append("如果您认为水量或读数不对，可以核对水表上的读数；需要核查的话回复“人工客服”，"
+                         "或回复“报修水表”安排人员检查水表。")
+        dispatcher.utter_message(text="\n".join(lines))
+        return []
+
+    @staticmethod
+    def _statement(data: dict[str, Any]) -> list[str]:
         lines = [f"户号 {data['account_number']}（{mask_name(data['name'])}）："]
         if data["arrears_fen"]:
             lines.append(f"目前欠费 {data['arrears']} 元（{data['overdue_bills']} 期已过缴费期限，含违约金），请尽快缴纳。")
@@ -258,15 +280,7 @@ class ActionAnswerBilling(Action):
             state = "已缴" if bill["outstanding"] == "0.00" else f"未缴 {bill['outstanding']} 元"
             lines.append(f"{year}年{int(month)}月：用水 {bill['volume_m3']} 吨，水费 {bill['amount']} 元，{state}。"
                          f"（读数 {bill['reading_previous']}→{bill['reading_current']}）")
-        topic = knowledge.faq_by_key("payment")
-        if topic and data["arrears_fen"] + data["outstanding_fen"]:
-            lines.append(topic["answer"])
-        said = "；".join(e["text"] for e in user_events(tracker, since_action="billing_form"))
-        if any(w in said for w in ("高", "贵", "多扣", "不对", "水表有问题", "读数", "抄错", "翻了")):
-            lines.append("如果您认为水量或读数不对，可以核对水表上的读数；需要核查的话回复“人工客服”，"
-                         "或回复“报修水表”安排人员检查水表。")
-        dispatcher.utter_message(text="\n".join(lines))
-        return []
+        return lines
 
 
 class ActionAnswerInquiry(Action):
@@ -300,12 +314,8 @@ async def answer_inquiry(dispatcher: CollectingDispatcher, tracker: Tracker) -> 
 
 
 async def _outages(dispatcher: CollectingDispatcher, tracker: Tracker) -> list[Any]:
-    area = None
+    area = await outages.area_for(tracker, (tracker.latest_message or {}).get("text") or "")
     try:
-        if tracker.get_slot("account_number"):
-            area = (await hotline_api.get_customer(tracker.get_slot("account_number")))["area"]
-        else:
-            area = knowledge.area_of((tracker.latest_message or {}).get("text") or "")
         found = await hotline_api.get_outages(area)
     except hotline_api.NotFound:
         found = await hotline_api.get_outages()
@@ -394,6 +404,8 @@ def _answers_the_question(form: str, slot: str | None, intent: str, text: str, c
         return True
     if slot == "leak_location" and knowledge.leak_side(text) is not None:
         return True
+    if slot == "binding_proof" and proof_in(text):
+        return True
     return INTENT_CATEGORY.get(intent) == FORM_CATEGORIES.get(form) and intent != "ticket_status"
 
 
@@ -446,6 +458,16 @@ def _sets_pending(event: Any) -> bool:
         and event.get("value") is None
 
 
+CLEAR_YES_OR_NO = 0.8
+
+
+def _unsure(tracker: Tracker) -> bool:
+    """A 是/不是 that the classifier is not sure of, when nothing was asked: not understood, rather than
+    answered as if it were a yes or a no (阿巴阿巴 is not 好的)."""
+    intent = (tracker.latest_message or {}).get("intent") or {}
+    return float(intent.get("confidence") or 0.0) < CLEAR_YES_OR_NO
+
+
 class ActionAffirm(Action):
     """是 / 继续: what it means depends on what the bot asked last (`pending`)."""
 
@@ -454,8 +476,12 @@ class ActionAffirm(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
         pending = tracker.get_slot("pending") or ""
-        ticket = tracker.get_slot("pending_ticket") or {}
+        ticket = tracker.get_slot("pending_ticket")
+        if not pending and _unsure(tracker):
+            return await ActionDefaultFallback().run(dispatcher, tracker, domain) or {}
         clear = [SlotSet("pending", None), SlotSet("pending_ticket", None)]
+        if not pending and _unsure(tracker):
+            return await ActionDefaultFallback().run(dispatcher, tracker, domain)
         if pending.startswith("resume:"):
             return clear + [FollowupAction(pending.split(":", 1)[1])]
         if pending == "handoff":
@@ -492,6 +518,8 @@ class ActionDeny(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
         pending = tracker.get_slot("pending") or ""
         ticket = tracker.get_slot("pending_ticket")
+        if not pending and _unsure(tracker):
+            return await ActionDefaultFallback().run(dispatcher, tracker, domain)
         clear = [SlotSet("pending", None), SlotSet("pending_ticket", None)]
         if pending == "outage":
             dispatcher.utter_message(text="好的，那我为您登记报修。")
@@ -513,6 +541,9 @@ class ActionDeny(Action):
         return clear
 
 
+NOT_UNDERSTOOD = "我没有理解您的意思"  # in utter_default
+
+
 class ActionDefaultFallback(Action):
     """Not understood: say so once; the second time in a row, hand over to a person."""
 
@@ -520,13 +551,16 @@ class ActionDefaultFallback(Action):
         return "action_default_fallback"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
-        misses = 0
+        # Misses in a row: this message, and each earlier one the bot answered with "not understood"
+        # (whatever the classifier called it).
+        misses, said_default = 0, False
         for event in reversed(tracker.events):
-            if event.get("event") == "user":
-                if (event.get("parse_data") or {}).get("intent", {}).get("name") == "nlu_fallback" or misses == 0:
-                    misses += 1
-                    continue
-                break
+            if event.get("event") == "bot" and NOT_UNDERSTOOD in (event.get("text") or ""):
+                said_default = True
+            elif event.get("event") == "user":
+                if misses and not said_default:
+                    break
+                misses, said_default = misses + 1, False
         if misses >= 2:
             handoff(dispatcher, "fallback", "抱歉，我还是没能理解。正在为您转接人工客服，请稍候。", tracker=tracker)
         else:

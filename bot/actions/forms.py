@@ -13,11 +13,11 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import hotline_api, knowledge, outages
-from actions.common import TICKET_RE, find_account, find_phone, looks_like_address, metadata
+from actions.common import TICKET_RE, channel, find_account, find_phone, looks_like_address, metadata
 
 GENERIC = re.compile(r"我要|我想|想要|报修|报个修|投诉|一下|你好|您好|请问|麻烦|帮我|登记|维修|[，。！？,.!?\s]")
 ASKED_WHAT = {"address": "地址", "phone": "联系电话", "account_number": "户号", "ticket_number": "工单号",
-              "problem": "问题", "leak_location": "漏水位置"}
+              "problem": "问题", "leak_location": "漏水位置", "binding_proof": "身份"}
 GENERAL_BILLING = re.compile(r"我家|我的|俺家|欠费|欠多少|欠不欠|还欠|欠钱|余额|账单|账上|用了多少|用水量|记录|交了|"
                              r"到账|户号|查|这个月|上个月|本月|读数|这么高|这么贵|这么多|太高|不对|翻了|多扣|退")
 
@@ -191,6 +191,10 @@ class ValidateBillingForm(FormValidationAction):
         if not tracker.get_slot("account_number") and (latest.get("intent") or {}).get("name") == "billing" \
                 and is_general_billing(latest.get("text") or ""):
             return []  # answered from the FAQ, no account needed
+        if not tracker.get_slot("account_number") and channel(tracker) == "wechat":
+            from actions.binding import bound_accounts  # binding builds on this module's checks
+            if await bound_accounts(tracker):
+                return []  # a bound WeChat user is not asked for the number
         return _stop_if_gave_up(tracker, list(domain_slots))
 
     async def validate_account_number(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,

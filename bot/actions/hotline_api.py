@@ -21,6 +21,10 @@ class NotFound(Exception):
     pass
 
 
+class TooManyTries(Exception):
+    """429: the hotline refuses more tries for now (binding: 5 an hour)."""
+
+
 class Rejected(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -42,6 +46,8 @@ async def request(method: str, path: str, *, json: Any = None, params: dict[str,
                 body = await resp.json(content_type=None)
                 if resp.status == 404:
                     raise NotFound(path)
+                if resp.status == 429:
+                    raise TooManyTries(path)
                 if resp.status in (400, 409, 422):
                     raise Rejected(body.get("error", {}).get("message", "rejected"))
                 if resp.status >= 300:
@@ -77,3 +83,24 @@ async def get_outages(area: str | None = None) -> list[dict[str, Any]]:
 
 async def add_comment(number: str, note: str) -> dict[str, Any]:
     return await request("POST", f"/api/tickets/{number}/comments", json={"note": note[:4000]})
+
+
+async def locate(address: str = "", latitude: Any = None, longitude: Any = None) -> str | None:
+    """The supply area of an address or of a WeChat location, by the hotline's own areas and outlines."""
+    params = {"address": address[:500]}
+    if latitude is not None and longitude is not None:
+        params |= {"latitude": str(latitude), "longitude": str(longitude)}
+    return (await request("GET", "/api/areas/locate", params=params)).get("area")
+
+
+async def bind(conversation_id: Any, account_number: str, proof: str) -> dict[str, Any]:
+    return await request("POST", "/api/bindings", json={"conversation_id": conversation_id,
+                                                        "account_number": account_number, "proof": proof[:50]})
+
+
+async def unbind(conversation_id: Any) -> int:
+    return int((await request("POST", "/api/bindings/unbind", json={"conversation_id": conversation_id}))["unbound"])
+
+
+async def bound_accounts(conversation_id: Any) -> list[dict[str, Any]]:
+    return (await request("GET", "/api/bindings", params={"conversation_id": str(conversation_id)}))["items"]

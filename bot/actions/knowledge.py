@@ -11,7 +11,7 @@ KNOWLEDGE = Path(__file__).resolve().parent.parent / "knowledge"
 BILLING_TOPICS = ("price", "payment", "invoice", "late_fee")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str) -> Any:
     return yaml.safe_load((KNOWLEDGE / name).read_text(encoding="utf-8"))
 
@@ -45,14 +45,6 @@ def faq_topic(text: str, keys: tuple[str, ...] | None = None) -> dict[str, Any] 
 
 def faq_by_key(key: str) -> dict[str, Any] | None:
     return next((t for t in _load("faq.yml")["topics"] if t["key"] == key), None)
-
-
-def area_of(text: str) -> str | None:
-    """The supply area of an address, from its street."""
-    for area, streets in _load("areas.yml")["areas"].items():
-        if area in text or any(street in text for street in streets):
-            return area
-    return None
 
 
 def boundary() -> dict[str, Any]:

@@ -22,23 +22,34 @@ def local(iso: str | None) -> str:
 
 
 async def area_for(tracker: Tracker, text: str = "") -> str | None:
-    """The resident's supply area: from the account, the channel's location, or an address in the words."""
+    """The resident's supply area: from the account (given or bound on WeChat), an address in the words,
+    or the WeChat location (the hotline knows the areas' streets and outlines)."""
+    from actions.binding import bound_accounts  # binding's form checks import this module
     account = tracker.get_slot("account_number")
-    if account:
-        try:
+    try:
+        if account:
             return (await hotline_api.get_customer(account)).get("area")
-        except (hotline_api.NotFound, hotline_api.ApiUnavailable):
-            pass
-    for source in (text, str(metadata(tracker).get("address") or ""), str(tracker.get_slot("address") or "")):
-        area = knowledge.area_of(source)
-        if area:
-            return area
+    except (hotline_api.NotFound, hotline_api.ApiUnavailable):
+        pass
+    try:
+        bound = await bound_accounts(tracker)
+        if bound:
+            return bound[0].get("area")
+        meta = metadata(tracker)
+        for source in (text, str(meta.get("address") or ""), str(tracker.get_slot("address") or "")):
+            area = await hotline_api.locate(source) if source else None
+            if area:
+                return area
+        if meta.get("latitude") is not None:
+            return await hotline_api.locate("", meta.get("latitude"), meta.get("longitude"))
+    except (hotline_api.NotFound, hotline_api.ApiUnavailable, hotline_api.Rejected):
+        pass
     return None
 
 
 async def current(area: str) -> list[dict[str, Any]]:
     """Outages in the area that have started and are not over."""
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     found = await hotline_api.get_outages(area)
     return [o for o in found if dt.datetime.fromisoformat(o["starts_at"]) <= now]
 
@@ -55,7 +66,10 @@ async def mention_for_address(dispatcher: CollectingDispatcher, tracker: Tracker
     """Inside the repair form: say so when the address given is in an area without water right now."""
     if knowledge.business_type("repair", str(tracker.get_slot("problem") or "")) not in NO_WATER:
         return
-    area = knowledge.area_of(address)
+    try:
+        area = await hotline_api.locate(address)
+    except (hotline_api.ApiUnavailable, hotline_api.Rejected):
+        return
     if not area or any(e.get("event") == "bot" and "目前正在停水" in (e.get("text") or "") for e in tracker.events):
         return  # no area, or the resident has heard it already
     try:

@@ -1,0 +1,143 @@
+"""Binding a WeChat user to an account (绑定户号): the account, then a proof the hotline checks (the last
+four digits of the phone on file, or the holder's name; at most 5 tries an hour). Bound residents ask
+for their balance without typing the number and hear of outages in their area.
+
+Only the hotline knows who the WeChat user is: the bot names the conversation, never an openid.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rasa_sdk import Action, FormValidationAction, Tracker
+from rasa_sdk.events import SlotSet
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.types import DomainDict
+
+from actions import hotline_api
+from actions.common import api_down, channel, find_account, mask_name, metadata
+from actions.forms import _check_account, _stop_if_gave_up, unusable
+
+FOUR_DIGITS = re.compile(r"(?<!\d)\d{4}(?!\d)")
+NAME_FILLER = re.compile(r"户主|姓名|名字|的|是|叫|我|[，。！？,.!?：:\s]")
+CHINESE_NAME = re.compile(r"[\u4e00-\u9fa5·]{2,6}")
+NOT_WECHAT = "绑定户号只适用于微信公众号。在这里查询水费，直接把10位户号发给我就可以。"
+
+
+def proof_in(text: str) -> str | None:
+    """The phone's last four digits, or a name, from what the resident wrote (尾号是1234, 户主张建国)."""
+    digits = FOUR_DIGITS.search(text)
+    if digits:
+        return digits.group(0)
+    name = NAME_FILLER.sub("", text)
+    return name if CHINESE_NAME.fullmatch(name) else None
+
+
+def conversation_of(tracker: Tracker) -> Any:
+    return metadata(tracker).get("conversation_id")
+
+
+async def bound_accounts(tracker: Tracker) -> list[dict[str, Any]]:
+    """The accounts this WeChat user bound ([] on other channels, or when the hotline cannot say)."""
+    if channel(tracker) != "wechat" or conversation_of(tracker) is None:
+        return []
+    try:
+        return await hotline_api.bound_accounts(conversation_of(tracker))
+    except (hotline_api.ApiUnavailable, hotline_api.NotFound, hotline_api.Rejected):
+        return []
+
+
+def _account_given(tracker: Tracker) -> str | None:
+    for event in reversed(tracker.events):
+        if event.get("event") == "slot" and event.get("name") == "account_number":
+            found = find_account(str(event.get("value") or ""))
+            if found:
+                return found
+    return None
+
+
+class ValidateBindingForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_binding_form"
+
+    async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
+                             tracker: Tracker, domain: DomainDict) -> list[str]:
+        if channel(tracker) != "wechat" or tracker.get_slot("binding_outcome"):
+            return []  # nothing to ask: not WeChat, or the hotline has answered
+        return _stop_if_gave_up(tracker, list(domain_slots))
+
+    async def validate_account_number(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                      domain: DomainDict) -> dict[str, Any]:
+        if tracker.get_slot("requested_slot") == "binding_proof" and not find_account(str(value or "")):
+            # The four digits of the proof, taken for an account by the NLU: the account stays as given.
+            return {"account_number": _account_given(tracker)}
+        return await _check_account(value, dispatcher, tracker)
+
+    async def validate_binding_proof(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                     domain: DomainDict) -> dict[str, Any]:
+        proof = proof_in(str(value or ""))
+        account = tracker.get_slot("account_number")
+        if not proof or not account:
+            return unusable("binding_proof", "请回复户号登记手机号的后四位（4位数字），或者户主姓名。", dispatcher, tracker)
+        try:
+            await hotline_api.bind(conversation_of(tracker), account, proof)
+        except hotline_api.TooManyTries:
+            return {"binding_proof": proof, "binding_outcome": "locked"}
+        except hotline_api.Rejected:
+            dispatcher.utter_message(text="户号和验证信息对不上，请核对后再回复手机号后四位或户主姓名"
+                                          "（每小时最多可试5次）；不绑了可以回复“取消”。")
+            return {"binding_proof": None}
+        except (hotline_api.ApiUnavailable, hotline_api.NotFound):
+            return {"binding_proof": proof, "binding_outcome": "unavailable"}
+        return {"binding_proof": proof, "binding_outcome": "bound"}
+
+
+class ActionBindAccount(Action):
+    """What the binding came to, once the form is done."""
+
+    def name(self) -> str:
+        return "action_bind_account"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        outcome = tracker.get_slot("binding_outcome")
+        done = [SlotSet("binding_proof", None), SlotSet("binding_outcome", None)]
+        if tracker.get_slot("gave_up"):
+            return done + [SlotSet("gave_up", None)]
+        if channel(tracker) != "wechat":
+            dispatcher.utter_message(text=NOT_WECHAT)
+        elif outcome == "bound":
+            account = tracker.get_slot("account_number")
+            name = ""
+            try:
+                name = mask_name((await hotline_api.get_customer(account)).get("name") or "")
+            except (hotline_api.ApiUnavailable, hotline_api.NotFound):
+                pass
+            dispatcher.utter_message(text=f"绑定成功：户号 {account}{f'（{name}）' if name else ''}已绑定到您的微信。"
+                                          "以后直接说“查水费”就能查询，所在片区的停水通知也会推送给您；"
+                                          "需要解除时回复“解绑户号”。")
+        elif outcome == "locked":
+            dispatcher.utter_message(text="绑定尝试次数过多，为保护您的账户安全，请一小时后再试；"
+                                          "也可以回复“人工客服”由工作人员核实。")
+        else:
+            api_down(dispatcher, "inquiry", tracker)
+        return done
+
+
+class ActionUnbindAccount(Action):
+    def name(self) -> str:
+        return "action_unbind_account"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        if channel(tracker) != "wechat":
+            dispatcher.utter_message(text="这里没有绑定户号，不需要解除。绑定户号只适用于微信公众号。")
+            return []
+        try:
+            count = await hotline_api.unbind(conversation_of(tracker))
+        except (hotline_api.ApiUnavailable, hotline_api.NotFound, hotline_api.Rejected):
+            api_down(dispatcher, "inquiry", tracker)
+            return []
+        if count:
+            dispatcher.utter_message(text="已解除绑定。之后不再向您推送停水通知，查询水费时请发送户号。")
+        else:
+            dispatcher.utter_message(text="您的微信还没有绑定户号。回复“绑定户号”可以绑定。")
+        return []
