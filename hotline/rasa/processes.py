@@ -242,7 +242,9 @@ class BotProcesses:
         where = f"{database.host}:{database.port}/{database.database}"
         prefix = "hotline" + hashlib.sha256(where.encode()).hexdigest()[:12]
         lines = ["tracker_store:", "  type: SQL", f"  url: ${{{TRACKER_URL_ENV}}}",
-                 "lock_store:", "  type: redis", f'  url: "{redis.hostname or "127.0.0.1"}"',
+                 # Rasa's RedisLockStore, whose waiting messages keep their place (runtime/hotline_lock_store.py)
+                 "lock_store:", "  type: hotline_lock_store.HotlineRedisLockStore",
+                 f'  url: "{redis.hostname or "127.0.0.1"}"',
                  f"  port: {redis.port or 6379}", f"  db: {int(db)}", f"  key_prefix: {prefix}",
                  "  socket_timeout: 5"]
         if redis.username:

@@ -198,6 +198,7 @@ def test_conversations_carry_on_when_a_worker_is_killed(stack: ServiceProcess) -
     health = bot_health(stack)
     killed = next(w for w in health["workers"] if w["name"] == victim)
     assert killed["last_exit"]["signal"] == "SIGKILL" and killed["restarts"] == 1, killed
+    assert health["failovers"] >= 1  # messages the killed worker was answering went to the other one
     for i, r in enumerate(residents):
         first, second, third = answers[i]
         assert "户号" in first or "地址" in first, (r.client, answers[i])
