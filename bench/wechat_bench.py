@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import statistics
 import sys
@@ -26,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests import wechat_client as wx
 
 TEXTS = ["你好", "怎么办理过户", "营业厅几点上班", "谢谢"]
+MSG_IDS = itertools.count(int(time.time() * 1000) * 1000)
 
 
 def _summary(times: list[float]) -> dict[str, float]:
@@ -38,8 +40,8 @@ async def wechat_resident(session: aiohttp.ClientSession, url: str, messages: in
                           misses: list[str]) -> None:
     openid = "bench-" + uuid.uuid4().hex[:16]
     for i in range(messages):
-        query, body = wx.push(wx.message("text", openid, int(time.time() * 1000) * 100 + i,
-                                         Content=TEXTS[i % len(TEXTS)]), "aes")
+        # Unique across residents: the service drops a repeated MsgId as WeChat's retry.
+        query, body = wx.push(wx.message("text", openid, next(MSG_IDS), Content=TEXTS[i % len(TEXTS)]), "aes")
         began = time.perf_counter()
         async with session.post(f"{url}/wechat", params=query, data=body.encode()) as resp:
             text = await resp.text()
