@@ -168,6 +168,14 @@ class RasaClient:
         own_actions = self.processes is not None and self.processes.owns_actions
         if self.processes is not None:
             result = self.processes.status()
+            if self.processes.shared_stores:
+                # Workers that prove who they are still fail every message without their lock store.
+                from hotline.rasa.processes import redis_ping
+                problem = await redis_ping(self.processes.config.bot.redis_url)
+                result["lock_store"] = {"up": problem is None, **({"detail": problem} if problem else {})}
+                if problem:
+                    result["up"] = False
+                    result["detail"] = "; ".join(filter(None, [result.get("detail"), problem]))
         else:
             result = {"url": self.base_url}
             try:

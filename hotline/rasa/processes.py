@@ -496,6 +496,38 @@ class BotProcesses:
         return result
 
 
+async def redis_ping(url: str, timeout: float = 2.0) -> str | None:  # noqa: ASYNC109 (one deadline for all)
+    """None when the Redis at `url` answers PING (after AUTH when the URL has a password), else why not.
+
+    Plain RESP on a socket: the service itself needs no Redis client for this one question.
+    """
+    parts = urlsplit(url)
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(parts.hostname or "127.0.0.1", parts.port or 6379,
+                                                           ssl=parts.scheme == "rediss" or None)
+            commands: list[list[str]] = []
+            if parts.password:
+                commands.append(["AUTH", *([unquote(parts.username)] if parts.username else []),
+                                 unquote(parts.password)])
+            commands.append(["PING"])
+            for command in commands:
+                writer.write(f"*{len(command)}\r\n".encode() + b"".join(
+                    f"${len(arg.encode())}\r\n".encode() + arg.encode() + b"\r\n" for arg in command))
+                await writer.drain()
+                answer = (await reader.readline()).decode(errors="replace").strip()
+                if not answer.startswith("+"):
+                    return f"Redis at {parts.hostname}:{parts.port or 6379} answered {command[0]} with " \
+                           f"{answer[:100] or 'nothing'}"
+        return None
+    except (OSError, TimeoutError) as exc:
+        return f"Redis at {parts.hostname}:{parts.port or 6379}: {exc or type(exc).__name__}"
+    finally:
+        if writer is not None:
+            writer.close()
+
+
 # -- helpers (blocking; called in threads) -----------------------------------------------------------
 
 

@@ -24,8 +24,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from hotline.config import ROOT
-from hotline.rasa.processes import rendezvous
-from tests.service_process import ServiceProcess, fresh_postgres_database
+from hotline.rasa.processes import redis_ping, rendezvous
+from tests.service_process import ServiceProcess, free_port, fresh_postgres_database
 
 MODEL = ROOT / "bot" / "models" / "hotline.tar.gz"
 TOKEN = "workers-test-token"
@@ -158,6 +158,14 @@ def test_several_workers_without_shared_stores_are_refused_at_start(tmp_path: Pa
             "[bot] redis_url (for the shared lock store)") in refused.value.stderr
 
 
+@pytest.mark.skipif(not _reachable(REDIS_URL, 6379), reason=f"Redis unreachable at {REDIS_URL}")
+def test_the_lock_store_check_tells_a_live_redis_from_a_closed_port() -> None:
+    closed = free_port()  # nothing listens there
+    assert asyncio.run(redis_ping(REDIS_URL)) is None
+    problem = asyncio.run(redis_ping(f"redis://127.0.0.1:{closed}/1", timeout=2))
+    assert problem is not None and f"127.0.0.1:{closed}" in problem
+
+
 @needs_stores
 def test_conversations_carry_on_when_a_worker_is_killed(stack: ServiceProcess) -> None:
     accounts = [f"31000000{i + 1:02d}" for i in range(RESIDENTS)]
@@ -199,6 +207,7 @@ def test_conversations_carry_on_when_a_worker_is_killed(stack: ServiceProcess) -
     killed = next(w for w in health["workers"] if w["name"] == victim)
     assert killed["last_exit"]["signal"] == "SIGKILL" and killed["restarts"] == 1, killed
     assert health["failovers"] >= 1  # messages the killed worker was answering went to the other one
+    assert health["up"] and health["lock_store"] == {"up": True}
     for i, r in enumerate(residents):
         first, second, third = answers[i]
         assert "户号" in first or "地址" in first, (r.client, answers[i])
