@@ -15,8 +15,9 @@ What the supervision guarantees:
 With [bot] workers = N, N Rasa servers run on consecutive ports from [bot] rasa_port beside one
 action server (one keeps up with them: it mostly waits for the hotline API). They share Rasa's SQL
 tracker store in the service's PostgreSQL database (schema `rasa`, away from the service's tables)
-and Rasa's RedisLockStore, so any of them can carry on any conversation; `route` keeps each
-conversation on one healthy worker (rendezvous hashing) and moves it only when that worker is down.
+and a Redis lock store (Rasa's, see runtime/hotline_lock_store.py), so any of them can carry on any
+conversation; `route` keeps each conversation on one healthy worker (rendezvous hashing) and moves
+it only when that worker is down.
 """
 from __future__ import annotations
 
@@ -223,6 +224,8 @@ class BotProcesses:
         """What the workers need to reach the shared stores, passwords included (never written to a file)."""
         from sqlalchemy.engine import make_url
         url = make_url(self.config.database_url).set(drivername="postgresql+psycopg2")
+        if "ssl" in url.query:  # asyncpg's name for what libpq (psycopg2) calls sslmode
+            url = url.update_query_dict({"sslmode": url.query["ssl"]}).difference_update_query(["ssl"])
         redis = urlsplit(self.config.bot.redis_url)
         return {TRACKER_URL_ENV: url.render_as_string(hide_password=False),
                 "POSTGRESQL_SCHEMA": TRACKER_SCHEMA,  # Rasa's own setting: search_path of its connections
