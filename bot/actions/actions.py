@@ -1,6 +1,7 @@
 """Actions that answer from, or write to, the shared store through the hotline API."""
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rasa_sdk import Action, Tracker
@@ -9,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import escalation, hotline_api, knowledge, outages
-from actions.binding import bound_accounts, proof_in
+from actions.binding import FOUR_DIGITS, bound_accounts
 from actions.common import (
     FORM_CATEGORIES,
     TICKET_RE,
@@ -404,8 +405,8 @@ def _answers_the_question(form: str, slot: str | None, intent: str, text: str, c
         return True
     if slot == "leak_location" and knowledge.leak_side(text) is not None:
         return True
-    if slot == "binding_proof" and proof_in(text):
-        return True
+    if slot == "binding_proof" and FOUR_DIGITS.search(text):
+        return True  # a name that reads like a request is taken as the request
     return INTENT_CATEGORY.get(intent) == FORM_CATEGORIES.get(form) and intent != "ticket_status"
 
 
@@ -461,11 +462,15 @@ def _sets_pending(event: Any) -> bool:
 CLEAR_YES_OR_NO = 0.8
 
 
+YES_OR_NO_WORDS = re.compile(r"是|对|好|嗯|行|可以|要|没错|成|中|ok|OK|不|没|别|算了|取消|继续")
+
+
 def _unsure(tracker: Tracker) -> bool:
-    """A 是/不是 that the classifier is not sure of, when nothing was asked: not understood, rather than
-    answered as if it were a yes or a no (阿巴阿巴 is not 好的)."""
-    intent = (tracker.latest_message or {}).get("intent") or {}
-    return float(intent.get("confidence") or 0.0) < CLEAR_YES_OR_NO
+    """A 是/不是 that the classifier is not sure of and that holds no yes or no word, when nothing was
+    asked: not understood, rather than answered as if it were a yes or a no (阿巴阿巴 is not 好的)."""
+    latest = tracker.latest_message or {}
+    confidence = float((latest.get("intent") or {}).get("confidence") or 0.0)
+    return confidence < CLEAR_YES_OR_NO and not YES_OR_NO_WORDS.search(latest.get("text") or "")
 
 
 class ActionAffirm(Action):
@@ -476,9 +481,7 @@ class ActionAffirm(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
         pending = tracker.get_slot("pending") or ""
-        ticket = tracker.get_slot("pending_ticket")
-        if not pending and _unsure(tracker):
-            return await ActionDefaultFallback().run(dispatcher, tracker, domain) or {}
+        ticket = tracker.get_slot("pending_ticket") or {}
         clear = [SlotSet("pending", None), SlotSet("pending_ticket", None)]
         if not pending and _unsure(tracker):
             return await ActionDefaultFallback().run(dispatcher, tracker, domain)

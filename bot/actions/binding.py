@@ -19,8 +19,11 @@ from actions.common import api_down, channel, find_account, mask_name, metadata
 from actions.forms import _check_account, _stop_if_gave_up, unusable
 
 FOUR_DIGITS = re.compile(r"(?<!\d)\d{4}(?!\d)")
-NAME_FILLER = re.compile(r"户主|姓名|名字|的|是|叫|我|[，。！？,.!?：:\s]")
-CHINESE_NAME = re.compile(r"[\u4e00-\u9fa5·]{2,6}")
+NAME_FILLER = re.compile(r"户主|姓名|名字|的|是|叫|[，。！？,.!?：:\s]")
+CHINESE_NAME = re.compile(r"[\u4e00-\u9fa5·]{2,5}")
+# Characters of requests and answers, not of names: 水管爆了, 查水费, 不知道, 不绑了 are not a holder's name
+# (and must not spend one of the resident's five tries).
+NOT_A_NAME = re.compile(r"[了吗呢吧啊呀么嘛查绑停漏爆费谢你您我他她这那要想请问否没不修坏缴交欠钱号码户账]")
 NOT_WECHAT = "绑定户号只适用于微信公众号。在这里查询水费，直接把10位户号发给我就可以。"
 
 
@@ -30,7 +33,7 @@ def proof_in(text: str) -> str | None:
     if digits:
         return digits.group(0)
     name = NAME_FILLER.sub("", text)
-    return name if CHINESE_NAME.fullmatch(name) else None
+    return name if CHINESE_NAME.fullmatch(name) and not NOT_A_NAME.search(name) else None
 
 
 def conversation_of(tracker: Tracker) -> Any:
@@ -60,12 +63,24 @@ class ValidateBindingForm(FormValidationAction):
     def name(self) -> str:
         return "validate_binding_form"
 
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        starting = tracker.get_slot("requested_slot") is None
+        latest = (tracker.latest_message or {}).get("text") or ""
+        events = await super().run(dispatcher, tracker, domain)
+        if starting and tracker.get_slot("account_number") and not find_account(latest):
+            # An account from an earlier question (a relative's bill) is not the one to bind: ask for it.
+            kept = [e for e in events if not (e.get("event") == "slot" and e.get("name") == "account_number")]
+            return [*kept, SlotSet("account_number", None)]
+        return events
+
     async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> list[str]:
         if channel(tracker) != "wechat" or tracker.get_slot("binding_outcome"):
             return []  # nothing to ask: not WeChat, or the hotline has answered
         return _stop_if_gave_up(tracker, list(domain_slots))
 
+    # account_number is validated before binding_proof (their order in the domain's form), so the proof's
+    # validator sees the account as this one leaves it.
     async def validate_account_number(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                       domain: DomainDict) -> dict[str, Any]:
         if tracker.get_slot("requested_slot") == "binding_proof" and not find_account(str(value or "")):
@@ -140,4 +155,4 @@ class ActionUnbindAccount(Action):
             dispatcher.utter_message(text="已解除绑定。之后不再向您推送停水通知，查询水费时请发送户号。")
         else:
             dispatcher.utter_message(text="您的微信还没有绑定户号。回复“绑定户号”可以绑定。")
-        return []
+        return [SlotSet("account_number", None)]  # the number is asked again, as just said

@@ -21,8 +21,8 @@ class NotFound(Exception):
     pass
 
 
-class TooManyTries(Exception):
-    """429: the hotline refuses more tries for now (binding: 5 an hour)."""
+class TooManyTries(ApiUnavailable):
+    """429: the hotline refuses more tries for now (binding: 5 an hour); elsewhere, unavailable."""
 
 
 class Rejected(Exception):

@@ -22,8 +22,8 @@ def local(iso: str | None) -> str:
 
 
 async def area_for(tracker: Tracker, text: str = "") -> str | None:
-    """The resident's supply area: from the account (given or bound on WeChat), an address in the words,
-    or the WeChat location (the hotline knows the areas' streets and outlines)."""
+    """The resident's supply area: from the account given, an address in the words, the account bound on
+    WeChat, or the WeChat location (the hotline knows the areas' streets and outlines)."""
     from actions.binding import bound_accounts  # binding's form checks import this module
     account = tracker.get_slot("account_number")
     try:
@@ -32,14 +32,14 @@ async def area_for(tracker: Tracker, text: str = "") -> str | None:
     except (hotline_api.NotFound, hotline_api.ApiUnavailable):
         pass
     try:
-        bound = await bound_accounts(tracker)
-        if bound:
-            return bound[0].get("area")
         meta = metadata(tracker)
         for source in (text, str(meta.get("address") or ""), str(tracker.get_slot("address") or "")):
             area = await hotline_api.locate(source) if source else None
             if area:
-                return area
+                return area  # the street the resident names comes before where they live or stand
+        bound = await bound_accounts(tracker)
+        if bound:
+            return bound[0].get("area")
         if meta.get("latitude") is not None:
             return await hotline_api.locate("", meta.get("latitude"), meta.get("longitude"))
     except (hotline_api.NotFound, hotline_api.ApiUnavailable, hotline_api.Rejected):
@@ -68,7 +68,7 @@ async def mention_for_address(dispatcher: CollectingDispatcher, tracker: Tracker
         return
     try:
         area = await hotline_api.locate(address)
-    except (hotline_api.ApiUnavailable, hotline_api.Rejected):
+    except (hotline_api.ApiUnavailable, hotline_api.Rejected, hotline_api.NotFound):
         return
     if not area or any(e.get("event") == "bot" and "目前正在停水" in (e.get("text") or "") for e in tracker.events):
         return  # no area, or the resident has heard it already

@@ -435,7 +435,17 @@ def test_a_wechat_resident_binds_an_account_and_asks_for_the_balance_without_the
     statement = wechat(stack, "openid-bind-2", "查一下我家欠不欠费")
     assert f"户号 {account}" in statement and f"预存余额 {balance['balance']} 元" in statement
     assert "解除绑定" in wechat(stack, "openid-bind-2", "解绑户号")
-    assert "户号" in wechat(stack, "openid-bind-2", "查一下我家欠不欠费")  # asked for the number again
+    asked = wechat(stack, "openid-bind-2", "查一下我家欠不欠费")
+    assert "10位" in asked and f"户号 {account}" not in asked  # asked for the number again
+
+
+def test_binding_asks_for_the_account_to_bind_and_takes_no_request_for_a_proof(stack: Stack) -> None:
+    wechat(stack, "openid-bind-3", "帮我查一下水费")
+    assert "户号 3100000007" in wechat(stack, "openid-bind-3", "3100000007")  # a relative's bill
+    assert "10位户号" in wechat(stack, "openid-bind-3", "我要绑定户号")  # not that account, unasked
+    assert "后四位" in wechat(stack, "openid-bind-3", "3100000008")
+    other = wechat(stack, "openid-bind-3", "家里停水了")
+    assert "对不上" not in other  # a request, not a holder's name: no try spent on it
 
 
 def test_binding_is_a_wechat_feature(stack: Stack) -> None:
