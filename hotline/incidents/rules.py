@@ -22,8 +22,9 @@ class Rule(_Strict):
 class IncidentsFile(_Strict):
     rules: dict[str, Rule]
     areas: dict[str, list[str]]
-    # Each area's outline as [latitude, longitude] corners, for a WeChat location (WGS-84 / GCJ-02 alike:
-    # the few hundred metres between them do not move a point across a district's outline in practice).
+    # Each area's outline as [latitude, longitude] corners, for a WeChat location. WeChat sends GCJ-02
+    # coordinates (China's map datum, a few hundred metres off GPS's WGS-84): draw outlines on a GCJ-02
+    # map (Tencent, AMap) or a point near a border lands in the neighbouring area.
     boundaries: dict[str, list[tuple[float, float]]] = {}
     dispatch_departments: list[str] = []
 

@@ -79,4 +79,5 @@ def test_a_supervisor_confirms_a_burst_main_and_ends_it(
     dispatcher.fill("#o-end", _local(start + dt.timedelta(hours=8)))
     dispatcher.click("#outage-form button[type=submit]")
     expect(dispatcher.locator("#outage-list")).to_contain_text("创业大道管道改造")
+    expect(dispatcher.locator("#o-title")).to_have_value("")  # sent: the form is empty, not ready to send twice
     expect(supervisor.locator("#outage-list")).to_contain_text("创业大道管道改造")  # live on the other console

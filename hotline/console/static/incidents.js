@@ -4,7 +4,8 @@
 "use strict";
 
 (function () {
-  const I = { ctx: null };
+  // discard: the drafts just sent and accepted; the next render leaves those fields empty.
+  const I = { ctx: null, discard: new Set() };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, props = {}, ...kids) {
@@ -24,11 +25,13 @@
   const iso = (local) => (local ? new Date(local).toISOString() : null);
   const can = (...roles) => roles.includes(I.ctx.me.role);
 
-  async function act(method, path, body, done, clear) {
+  async function act(method, path, body, done, sentDrafts = []) {
     try {
       await I.ctx.api(method, path, body);
       I.ctx.toast(done);
-      if (clear) clear();  // what was sent is no longer a draft to keep
+      // What was sent is no longer a draft. Cleared by key on the render that follows, not on these
+      // elements: a live refresh during the request may have replaced them already.
+      for (const key of sentDrafts) I.discard.add(key);
       await load();
     } catch (err) { I.ctx.toast(err.message, true); }
   }
@@ -73,7 +76,7 @@
       el("div", { class: "meta", text: `${I.ctx.fmtTime(o.starts_at)} 至 ${I.ctx.fmtTime(o.ends_at)} ${o.detail || ""}` }),
       el("div", { class: "actions" }, el("label", {}, "延至 ", until),
         el("button", { type: "button", text: "延长", onclick: () => act("PATCH", `/api/outages/${o.id}`,
-          { ends_at: iso(until.value) }, "已延长并通知居民", () => { until.value = ""; }) }),
+          { ends_at: iso(until.value) }, "已延长并通知居民", [`o${o.id}-until`]) }),
         el("button", { type: "button", text: "结束停水", onclick: () => act("POST", `/api/outages/${o.id}/end`,
           { note: "" }, "已结束并通知居民") })));
   }
@@ -108,7 +111,7 @@
       act("POST", "/api/outages", {
         areas: [...pick.selectedOptions].map((o) => o.value), title: $("o-title").value, detail: $("o-detail").value,
         planned: $("o-planned").checked, starts_at: iso($("o-start").value), ends_at: iso($("o-end").value),
-      }, "已发布停水通知", () => form.reset());
+      }, "已发布停水通知", ["o-areas", "o-title", "o-detail", "o-planned", "o-start", "o-end"]);
     });
     return form;
   }
@@ -129,7 +132,7 @@
 
   function restoreDrafts(root, { kept, focused }) {
     for (const f of root.querySelectorAll("[data-draft]")) {
-      if (!kept.has(f.dataset.draft)) continue;
+      if (!kept.has(f.dataset.draft) || I.discard.has(f.dataset.draft)) continue;
       const v = kept.get(f.dataset.draft);
       if (f.type === "checkbox") f.checked = v;
       else if (f.multiple) for (const o of f.options) o.selected = v.includes(o.value);
@@ -163,6 +166,7 @@
       el("ul", { id: "alert-list", class: "items" }, ...(alerts.items.length ? alerts.items.map(alertItem)
         : [el("li", { class: "meta", text: "暂无未处理的预警" })])));
     restoreDrafts(view, typed);
+    I.discard.clear();
   }
 
   window.HotlineIncidents = {
