@@ -1,4 +1,5 @@
-"""pyVoIP 1.6.8 defects D7, D8 and D9 (hotline/ivr/outbound/pyvoip_fixes.py) against a real sipp phone.
+"""pyVoIP 1.6.8 defects D7, D8 and D9 and the session refresh (hotline/ivr/outbound/pyvoip_fixes.py), against a
+real sipp phone. Each test fails with its fix taken out (checked by hand when they were written).
 
 The dialler's phone (DiallerPhone) calls sipp on 127.0.0.1 directly, as an extension of a trunk that does not
 ask it to register (registration is proved against Kamailio in test_outbound.py). RTP goes to a UDP socket here

@@ -4,7 +4,8 @@ pyVoIP is kept for what it does: the UDP socket and its receive thread, the SIP
 message parser, tags and branches, a call's RTP media (a sender and a receiver
 thread per call, 8 kHz audio in, RFC 4733 digits out) and its RTP port pool.
 Its outbound defects that a dialler meets are mended here, each with its
-number; tests/ivr/test_outbound.py proves each one against Kamailio and sipp:
+number; tests/ivr/test_outbound.py (D1-D6) and tests/ivr/test_pyvoip_fixes.py (D7-D9, the session refresh)
+prove each one against Kamailio and sipp:
 
   D1  the ACK to a 200 carries a fresh To-tag (the PBX resends the 200 and drops
       the call after ~30 s)           -> ACK with the 200's To, its Contact as
