@@ -32,7 +32,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from tests import wechat_client as wx
-from tests.service_process import ServiceProcess, fresh_postgres_database
+from tests.service_process import ServiceProcess, drop_postgres_database, fresh_postgres_database
 
 TEXTS = ["你好", "怎么办理过户", "营业厅几点上班", "谢谢"]  # as bench/wechat_bench.py
 RASA_TOKEN = "bench-rasa-token"
@@ -196,18 +196,7 @@ async def run_one(workers: int, args: argparse.Namespace, api_url: str, api: Fak
         await asyncio.to_thread(svc.stop)
         if svc.proc is not None and svc.proc.poll() is None:
             os.kill(svc.proc.pid, signal.SIGKILL)
-        await drop_database(url)
-
-
-async def drop_database(url: str) -> None:
-    import asyncpg
-    parsed = make_url(url)
-    conn = await asyncpg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
-                                 password=parsed.password, database="postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+        await drop_postgres_database(url)
 
 
 async def main() -> None:

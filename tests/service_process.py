@@ -16,19 +16,29 @@ from typing import Any
 from hotline.config import ROOT
 
 
-async def fresh_postgres_database(url: str) -> str:
-    """Drop and create the database the URL names (on the same server); returns the URL."""
+async def _on_postgres_server(url: str, *statements: str) -> None:
+    """Run statements on the server the URL names, connected to its `postgres` database."""
     import asyncpg
     from sqlalchemy.engine import make_url
     parsed = make_url(url)
     conn = await asyncpg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
                                  password=parsed.password, database="postgres")
     try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-        await conn.execute(f'CREATE DATABASE "{parsed.database}"')
+        for statement in statements:
+            await conn.execute(statement.format(database=parsed.database))
     finally:
         await conn.close()
+
+
+async def fresh_postgres_database(url: str) -> str:
+    """Drop and create the database the URL names (on the same server); returns the URL."""
+    await _on_postgres_server(url, 'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
+                              'CREATE DATABASE "{database}"')
     return url
+
+
+async def drop_postgres_database(url: str) -> None:
+    await _on_postgres_server(url, 'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
 
 
 def free_port() -> int:

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 from hotline.config import ROOT
 from hotline.rasa.processes import redis_ping, rendezvous
-from tests.service_process import ServiceProcess, free_port, fresh_postgres_database
+from tests.service_process import ServiceProcess, drop_postgres_database, free_port, fresh_postgres_database
 
 MODEL = ROOT / "bot" / "models" / "hotline.tar.gz"
 TOKEN = "workers-test-token"
@@ -104,18 +104,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
     finally:
         stack.stop()
         kill_instance(var)
-        asyncio.run(_drop_database(url))
-
-
-async def _drop_database(url: str) -> None:
-    import asyncpg
-    parsed = make_url(url)
-    conn = await asyncpg.connect(host=parsed.host, port=parsed.port, user=parsed.username,
-                                 password=parsed.password, database="postgres")
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{parsed.database}" WITH (FORCE)')
-    finally:
-        await conn.close()
+        asyncio.run(drop_postgres_database(url))
 
 
 class Resident:
