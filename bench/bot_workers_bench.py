@@ -18,7 +18,6 @@ import itertools
 import json
 import os
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -27,35 +26,21 @@ import uuid
 from pathlib import Path
 
 import aiohttp
-from aiohttp import web
 from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.fake_wechat import FakeWeChat, serving
 from tests import wechat_client as wx
-from tests.service_process import ServiceProcess, drop_postgres_database, fresh_postgres_database
+from tests.service_process import (
+    ServiceProcess,
+    consecutive_free_ports,
+    drop_postgres_database,
+    fresh_postgres_database,
+)
 
 TEXTS = ["你好", "怎么办理过户", "营业厅几点上班", "谢谢"]  # as bench/wechat_bench.py
 RASA_TOKEN = "bench-rasa-token"
 MSG_IDS = itertools.count(int(time.time() * 1000) * 1000)
-
-
-class FakeWeChatApi:
-    """The customer-service API on 127.0.0.1: records when each resident got a late reply."""
-
-    def __init__(self) -> None:
-        self.late: dict[str, asyncio.Queue[float]] = {}
-
-    def queue(self, openid: str) -> asyncio.Queue[float]:
-        return self.late.setdefault(openid, asyncio.Queue())
-
-    async def token(self, _: web.Request) -> web.Response:
-        return web.json_response({"access_token": "T", "expires_in": 7200})
-
-    async def send(self, request: web.Request) -> web.Response:
-        body = await request.json()
-        await asyncio.sleep(0.005)  # a quick real API
-        self.queue(body["touser"]).put_nowait(time.perf_counter())
-        return web.json_response({"errcode": 0, "errmsg": "ok"})
 
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -97,22 +82,7 @@ def summary(values: list[float]) -> dict[str, float]:
             "max_ms": round(values[-1], 1)}
 
 
-def consecutive_free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports on 127.0.0.1 (worker i listens on rasa_port + i)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            first = s.getsockname()[1]
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
-
-
-async def resident(http: aiohttp.ClientSession, url: str, api: FakeWeChatApi, messages: int,
+async def resident(http: aiohttp.ClientSession, url: str, api: FakeWeChat, messages: int,
                    replies: list[float], answers: list[float], misses: list[str]) -> None:
     openid = "bench-" + uuid.uuid4().hex[:16]
     late = api.queue(openid)
@@ -141,7 +111,7 @@ async def warm_up(http: aiohttp.ClientSession, ports: list[int]) -> None:
                 await resp.read()
 
 
-async def run_one(workers: int, args: argparse.Namespace, api_url: str, api: FakeWeChatApi) -> dict[str, object]:
+async def run_one(workers: int, args: argparse.Namespace, api_url: str, api: FakeWeChat) -> dict[str, object]:
     database_url = make_url(args.database_url).set(database=f"hotline_bench_workers_{workers}")
     url = database_url.render_as_string(hide_password=False)
     await fresh_postgres_database(url)
@@ -212,24 +182,14 @@ async def main() -> None:
                         help="more environment for the service and the servers it starts")
     parser.add_argument("--out", default="bot_workers.json", help="file name under bench/results/")
     args = parser.parse_args()
-    api = FakeWeChatApi()
-    app = web.Application()
-    app.router.add_get("/cgi-bin/token", api.token)
-    app.router.add_post("/cgi-bin/message/custom/send", api.send)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    api_url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    api = FakeWeChat()
     results = []
-    try:
+    async with serving(api) as api_url:
         for workers in args.workers:
             result = await run_one(workers, args, api_url, api)
             result["env"] = args.env
             print(json.dumps(result, ensure_ascii=False), flush=True)
             results.append(result)
-    finally:
-        await runner.cleanup()
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
     (out / args.out).write_text(json.dumps(results, indent=2, ensure_ascii=False))

@@ -47,6 +47,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def consecutive_free_ports(count: int) -> int:
+    """The first of `count` consecutive free ports on 127.0.0.1 (Rasa worker i listens on rasa_port + i)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            first = s.getsockname()[1]
+        if first + count > 65535:
+            continue
+        try:
+            for port in range(first, first + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return first
+        except OSError:
+            continue
+
+
 class ServiceProcess:
     """One service process on 127.0.0.1 with its own var directory and free ports."""
 

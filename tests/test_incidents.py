@@ -38,6 +38,15 @@ async def _report(client, ctx, who: str, address: str = "定州市中山东路�
     return (await resp.json())["number"]
 
 
+async def _customer(ctx, account: str, name: str, address: str, area: str, phone: str) -> None:
+    async with ctx.sessions.begin() as session:
+        customer = Customer(account_number=account, name=name, address=address, area=area,
+                            meter_model="LXS-20E", meter_size_dn=20, meter_serial=f"M{account[-2:]}")
+        session.add(customer)
+        await session.flush()
+        session.add(CustomerPhone(customer_id=customer.id, phone=phone))
+
+
 async def _incidents(client, status: str | None = None, expect: int | None = None) -> list[dict]:
     for _ in range(100):  # detection runs just after each report commits
         params = {"status": status} if status else {}
@@ -165,12 +174,7 @@ async def test_reports_with_only_a_wechat_location_are_placed_by_the_areas_outli
 
 
 async def test_the_bot_binds_by_conversation_and_agents_see_the_binding(client, ctx, staff) -> None:
-    async with ctx.sessions.begin() as session:
-        customer = Customer(account_number="3100000077", name="李秀英", address="朝阳路7号", area="城北片区",
-                            meter_model="LXS-20E", meter_size_dn=20, meter_serial="M77")
-        session.add(customer)
-        await session.flush()
-        session.add(CustomerPhone(customer_id=customer.id, phone="13700007777"))
+    await _customer(ctx, "3100000077", "李秀英", "朝阳路7号", "城北片区", "13700007777")
     wechat = await service.receive(ctx, "wechat", "openid-li", "绑定户号", to_bot=False)
     web = await service.receive(ctx, "web", "webchat-li", "绑定户号", to_bot=False)
     refused = await client.post("/api/bindings", headers=SERVICE, json={
@@ -195,12 +199,7 @@ async def test_outages_are_published_extended_and_ended_by_dispatchers_and_bound
         client, ctx, staff, clock) -> None:
     channel = RecordingChannel()
     ctx.channels["wechat"] = channel
-    async with ctx.sessions.begin() as session:
-        customer = Customer(account_number="3100000088", name="王建国", address="兴华路8号", area="城西片区",
-                            meter_model="LXS-20E", meter_size_dn=20, meter_serial="M88")
-        session.add(customer)
-        await session.flush()
-        session.add(CustomerPhone(customer_id=customer.id, phone="13912345678"))
+    await _customer(ctx, "3100000088", "王建国", "兴华路8号", "城西片区", "13912345678")
     await service.receive(ctx, "wechat", "openid-bound", "你好", to_bot=False)
     for proof in ("0000", "1111", "2222", "3333", "4444"):
         bad = await client.post("/api/bindings", headers=SERVICE, json={

@@ -25,7 +25,13 @@ from sqlalchemy.engine import make_url
 
 from hotline.config import ROOT
 from hotline.rasa.processes import redis_ping, rendezvous
-from tests.service_process import ServiceProcess, drop_postgres_database, free_port, fresh_postgres_database
+from tests.service_process import (
+    ServiceProcess,
+    consecutive_free_ports,
+    drop_postgres_database,
+    free_port,
+    fresh_postgres_database,
+)
 
 MODEL = ROOT / "bot" / "models" / "hotline.tar.gz"
 TOKEN = "workers-test-token"
@@ -46,23 +52,6 @@ def _reachable(url: str, default_port: int) -> bool:
 needs_stores = pytest.mark.skipif(
     not MODEL.exists() or not _reachable(PG_URL, 5432) or not _reachable(REDIS_URL, 6379),
     reason=f"needs the trained model, PostgreSQL at {PG_URL} and Redis at {REDIS_URL}")
-
-
-def consecutive_free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports on 127.0.0.1 (the workers listen on rasa_port + i)."""
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            first = s.getsockname()[1]
-        if first + count > 65535:
-            continue
-        try:
-            for port in range(first, first + count):
-                with socket.socket() as s:
-                    s.bind(("127.0.0.1", port))
-            return first
-        except OSError:
-            continue
 
 
 def kill_instance(var: Path) -> None:

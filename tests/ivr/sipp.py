@@ -199,8 +199,11 @@ class MediaSink:
             except OSError:
                 return
             if len(data) >= 12:
-                self.heard.arrivals.append(time.monotonic())
-                self.heard.payload_types.add(data[1] & 0x7F)
+                self._packet(data)
+
+    def _packet(self, data: bytes) -> None:
+        self.heard.arrivals.append(time.monotonic())
+        self.heard.payload_types.add(data[1] & 0x7F)
 
     def close(self) -> Heard:
         self._stop.set()

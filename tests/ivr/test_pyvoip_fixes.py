@@ -8,7 +8,6 @@ that keeps every packet, so the test sees the bytes a resident's phone would dec
 from __future__ import annotations
 
 import math
-import socket
 import threading
 import time
 import warnings
@@ -28,34 +27,16 @@ with warnings.catch_warnings():  # pyVoIP 1.6.8 encodes with audioop too (deprec
 ALAW_SILENCE, ULAW_SILENCE = 0xD5, 0xFF
 
 
-class RtpCapture:
-    """A resident's RTP port: every packet's payload type and payload, in order of arrival."""
+class RtpCapture(sipp.MediaSink):
+    """A resident's RTP port that also keeps every packet's payload type and payload, in order of arrival."""
 
     def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
         self.packets: list[tuple[int, bytes]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(2048)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if len(data) > 12:
-                self.packets.append((data[1] & 0x7F, data[12:]))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
+    def _packet(self, data: bytes) -> None:
+        super()._packet(data)
+        self.packets.append((data[1] & 0x7F, data[12:]))
 
 
 class Events:
@@ -154,22 +135,8 @@ def test_a_phone_that_takes_only_alaw_hears_alaw(phone: DiallerPhone, carrier: i
 # --- D7: the resident's BYE and our hangup at the same time ----------------------------------------------------
 
 
-BYE_THEN_MAYBE_OURS = """
-  <pause milliseconds="1000"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE [next_url] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      [routes]
-      From: [$invto];tag={tag}[call_number]
-      To: [$invfrom]
-      [last_Call-ID:]
-      CSeq: 7 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200"/>
+# After the phone's own BYE (sipp_uas.bye_out_part): on a call to "crossing...", our BYE crossed it.
+OURS_CROSSING = """
   <nop next="crossing" test="crossing"/>
   <nop next="done"/>
   <label id="crossing"/>
@@ -196,7 +163,7 @@ def _hang_up_on_bye() -> str:
         "</action>", '  <ereg regexp="crossing" search_in="hdr" header="To:" assign_to="crossing"/>\n    </action>')
     return ('<?xml version="1.0" encoding="ISO-8859-1" ?>\n<scenario name="hangs up">\n'
             '  <Global variables="mport" />\n' + invite + sipp_uas.answer_part()
-            + BYE_THEN_MAYBE_OURS.format(tag=sipp_uas.TO_TAG) + "\n</scenario>\n")
+            + '  <pause milliseconds="1000"/>' + sipp_uas.bye_out_part() + OURS_CROSSING + "\n</scenario>\n")
 
 
 def test_hanging_up_as_the_resident_hangs_up(phone: DiallerPhone, carrier: int, tmp_path: Path) -> None:
