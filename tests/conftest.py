@@ -8,8 +8,11 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+import asyncio
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -45,6 +48,19 @@ class Clock:
     def advance(self, **kwargs: float) -> dt.datetime:
         self.now += dt.timedelta(**kwargs)
         return self.now
+
+
+async def eventually(check: Callable[[], Any], seconds: float = 15.0) -> Any:
+    """Polls until check() (plain or async) is truthy and returns its value: after-commit work (a
+    resident's notice, incident detection) runs on its own task, later on a slow machine."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        value = check()
+        if inspect.isawaitable(value):
+            value = await value
+        if value or asyncio.get_running_loop().time() > deadline:
+            return value
+        await asyncio.sleep(0.02)
 
 
 def local(*args: int) -> dt.datetime:

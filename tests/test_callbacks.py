@@ -18,7 +18,7 @@ from hotline.tickets import lifecycle
 from hotline.tickets.lifecycle import TicketDraft
 from models import CallbackTask, Conversation, Notification, Ticket, TicketEvent
 from tests import wechat_client as wx
-from tests.conftest import SERVICE, local, login
+from tests.conftest import SERVICE, eventually, local, login
 from tests.test_wechat import _push, wechat, wechat_mode  # noqa: F401  (fixtures)
 
 OPENID = "openid-callback"
@@ -76,12 +76,6 @@ async def _answer(client, text: str, msg_id: int) -> str:
     return wx.reply_text(await resp.text()) or ""
 
 
-async def _settle() -> None:
-    """Let the after-commit notices (ticket updates to the resident) go out."""
-    for _ in range(5):
-        await asyncio.sleep(0.02)
-
-
 async def test_a_dissatisfied_resident_reopens_the_ticket_and_a_satisfied_one_closes_it(
         wechat, ctx, staff, clock) -> None:
     client, _, fake_wx = wechat
@@ -98,7 +92,7 @@ async def test_a_dissatisfied_resident_reopens_the_ticket_and_a_satisfied_one_cl
     assert await sweep(ctx, clock()) == 0  # carried out once
 
     heard = await _answer(client, "3", 7002)
-    await _settle()
+    await eventually(lambda: any("重新安排处理" in t for t in [heard, *_texts(fake_wx)]))
     ticket = await _ticket(ctx, number)
     assert (ticket.status, ticket.reopen_count, ticket.satisfaction) == ("assigned", 1, 1)
     assert ticket.resolution_due_at > clock()  # a fresh limit
@@ -164,7 +158,7 @@ async def test_outside_the_48_hour_window_a_template_links_to_a_signed_survey(we
     number = await _wechat_ticket(ctx, client)
     await _resolve(ctx, staff, number)
     clock.now = local(2026, 9, 28, 17, 31)
-    await _settle()  # the notices of the resolution have gone out
+    await eventually(lambda: any("已处理完毕" in t for t in _texts(fake_wx)))  # the resolution's notice is out
     fake_wx.fail_next = [45015]  # the customer-service message is refused: the window is closed
     await sweep(ctx, clock())
     template = fake_wx.templates[-1]

@@ -1,13 +1,11 @@
 """Departments ask for more time (延期) and send back work that is not theirs (退单); crews arrive on site."""
 from __future__ import annotations
 
-import asyncio
-
 from sqlalchemy import select
 
 from hotline.conversations import service
 from models import Conversation, Message, Notification, Ticket
-from tests.conftest import SERVICE, local, login
+from tests.conftest import SERVICE, eventually, local, login
 
 
 async def _leak(client, ctx) -> tuple[str, int]:
@@ -49,12 +47,14 @@ async def test_an_extension_is_asked_by_the_crew_and_decided_by_the_tickets_supe
     assert approved.status == 200
     data = await approved.json()
     assert data["resolution_due_at"] == new_due and data["extension"] is None
-    for _ in range(5):
-        await asyncio.sleep(0.02)
+    async def told() -> list[str]:
+        async with ctx.readers() as session:
+            texts = (await session.execute(select(Message.text).where(Message.conversation_id == conv_id)))
+            return [t for t in texts.scalars() if "延长至9月28日17:30" in t]
+
+    assert await eventually(told)  # the resident hears the new date
     async with ctx.readers() as session:
-        told = (await session.execute(select(Message.text).where(Message.conversation_id == conv_id))).scalars().all()
         ticket_row = (await session.execute(select(Ticket).where(Ticket.number == number))).scalar_one()
-    assert any("延长至9月28日17:30" in t for t in told)  # the resident hears the new date
     assert ticket_row.next_escalation_at == local(2026, 9, 24, 13, 0)  # the crew's arrival is still chased
     await _post(client, number, "arrive", "crew")
     from hotline.tickets.escalation import sweep

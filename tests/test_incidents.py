@@ -11,7 +11,7 @@ from sqlalchemy import select
 from hotline.channels.base import Delivery
 from hotline.conversations import service
 from models import CallbackTask, Conversation, Customer, CustomerPhone, Message, Ticket
-from tests.conftest import SERVICE, local, login
+from tests.conftest import SERVICE, eventually, local, login
 
 NO_WATER = {"category": "repair", "business_type": "no_water", "description": "家里没水了"}
 
@@ -48,13 +48,17 @@ async def _customer(ctx, account: str, name: str, address: str, area: str, phone
 
 
 async def _incidents(client, status: str | None = None, expect: int | None = None) -> list[dict]:
-    for _ in range(100):  # detection runs just after each report commits
-        params = {"status": status} if status else {}
+    params = {"status": status} if status else {}
+
+    async def listed() -> list[dict] | None:
         items = (await (await client.get("/api/incidents", params=params, headers=SERVICE)).json())["items"]
-        if expect is None or (items and len(items[0]["reports"]) >= expect):
-            return items
-        await asyncio.sleep(0.02)
-    return items
+        return items if expect is None or (items and len(items[0]["reports"]) >= expect) else None
+
+    return await eventually(listed) or []  # detection runs just after each report commits
+
+
+async def _heard(ctx, who: str, phrase: str) -> bool:
+    return any(phrase in t for t in await _told(ctx, who))
 
 
 async def _told(ctx, who: str) -> list[str]:
@@ -91,10 +95,7 @@ async def test_a_cluster_of_reports_becomes_one_incident_that_closes_the_loop_fo
     ninth = await _report(client, ctx, "openid-east-9")  # linked at once, told the expected time
     active = await _incidents(client, "active", expect=9)
     assert ninth in active[0]["reports"]
-    for _ in range(50):
-        if any("无需重复报修" in t for t in await _told(ctx, "openid-east-9")):
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: _heard(ctx, "openid-east-9", "无需重复报修"))
     assert any("无需重复报修" in t and ninth in t for t in await _told(ctx, "openid-east-9"))
     async with ctx.readers() as session:
         ninth_ticket = (await session.execute(select(Ticket).where(Ticket.number == ninth))).scalar_one()
@@ -114,13 +115,18 @@ async def test_a_cluster_of_reports_becomes_one_incident_that_closes_the_loop_fo
             Ticket.number.in_([*numbers, ninth])))).scalars())
         tasks = (await session.execute(select(CallbackTask))).scalars().all()
     assert statuses == {"resolved"} and len(tasks) == 9  # every reporter gets a callback
-    for _ in range(50):
-        if any("随区域抢修一并处理完毕" in t for t in await _told(ctx, "openid-east-3")):
-            break
-        await asyncio.sleep(0.02)
+    await eventually(lambda: _heard(ctx, "openid-east-3", "随区域抢修一并处理完毕"))
     assert any("随区域抢修一并处理完毕" in t for t in await _told(ctx, "openid-east-3"))
     trail = (await (await client.get(f"/api/events/incident/{incident['id']}", headers=SERVICE)).json())["items"]
     assert [e["action"] for e in trail if e["action"] != "link"] == ["raise", "confirm", "end"]
+
+
+async def test_reports_arriving_at_the_same_moment_become_one_incident_with_all_of_them(client, ctx, staff) -> None:
+    # Detections overlap: one raises the incident while the others look; none may be left out or doubled.
+    numbers = await asyncio.gather(*(_report(client, ctx, f"openid-rush-{i}", address="朝阳路9号")
+                                     for i in range(8)))
+    suspected = await _incidents(client, "suspected", expect=8)
+    assert len(suspected) == 1 and sorted(suspected[0]["reports"]) == sorted(numbers)
 
 
 async def test_a_dismissed_cluster_is_not_raised_again_and_fewer_reports_raise_nothing(client, ctx, staff) -> None:

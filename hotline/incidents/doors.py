@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import SYSTEM, Actor
@@ -141,6 +141,13 @@ async def detect(session: AsyncSession, router: Router, rules: IncidentRules, ti
         ticket.area = ticket.area or await _area_of(session, rules, ticket)
         if not ticket.area:
             return None, False
+        if session.get_bind().dialect.name == "postgresql":
+            # One detection per area and kind at a time: under READ COMMITTED a report looked at while
+            # another raises the incident would otherwise miss both the incident (not yet committed)
+            # and the cluster (committed, linked, by its next statement) and stay unlinked. SQLite's
+            # writers are serialised by BEGIN IMMEDIATE already.
+            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                                  {"key": f"hotline.incident:{kind}:{ticket.area}"})
         linked_already = select(IncidentReport.id).where(IncidentReport.ticket_id == ticket.id).exists()
         row = (await session.execute(select(Incident, linked_already).where(
             Incident.area == ticket.area, Incident.kind == kind, Incident.status.in_(("suspected", "active")))
