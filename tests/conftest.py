@@ -5,11 +5,11 @@ to run every store test on PostgreSQL as well; .ci/run does.
 """
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import inspect
 import os
 import shutil
-import asyncio
-import inspect
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any

@@ -102,7 +102,6 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     import yaml
-
     from actions import escalation
 
     examples = load_examples(Path(args.eval))
