@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, List, Text
 
 import yaml
 from rasa.engine.graph import ExecutionContext, GraphComponent
@@ -38,15 +38,15 @@ def keyword_intent(text: str) -> str | None:
 @DefaultV1Recipe.register(DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER, is_trainable=False)
 class KeywordIntents(GraphComponent):
     @staticmethod
-    def get_default_config() -> dict[str, Any]:
+    def get_default_config() -> Dict[Text, Any]:
         return {}
 
     @classmethod
-    def create(cls, config: dict[str, Any], model_storage: ModelStorage, resource: Resource,
+    def create(cls, config: Dict[Text, Any], model_storage: ModelStorage, resource: Resource,
                execution_context: ExecutionContext) -> KeywordIntents:
         return cls()
 
-    def process(self, messages: list[Message]) -> list[Message]:
+    def process(self, messages: List[Message]) -> List[Message]:
         for message in messages:
             text = message.get(TEXT)
             intent = keyword_intent(text) if isinstance(text, str) and not text.startswith("/") else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, List, Text
 
 import yaml
 from rasa.engine.recipes.default_recipe import DefaultV1Recipe
@@ -47,10 +47,10 @@ class NormalizingJiebaTokenizer(JiebaTokenizer):
     """JiebaTokenizer (with the same dictionary option) reading the normalised text."""
 
     @staticmethod
-    def get_default_config() -> dict[str, Any]:
+    def get_default_config() -> Dict[Text, Any]:
         return JiebaTokenizer.get_default_config()
 
-    def tokenize(self, message: Message, attribute: str) -> list[Token]:
+    def tokenize(self, message: Message, attribute: Text) -> List[Token]:
         text = message.get(attribute)
         if not isinstance(text, str):
             return super().tokenize(message, attribute)

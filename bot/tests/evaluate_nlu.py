@@ -102,6 +102,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.disable(logging.WARNING)
     import yaml
+
     from actions import escalation
 
     examples = load_examples(Path(args.eval))
