@@ -10,6 +10,7 @@ import datetime as dt
 import inspect
 import os
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,15 @@ async def eventually(check: Callable[[], Any], seconds: float = 15.0) -> Any:
         if value or asyncio.get_running_loop().time() > deadline:
             return value
         await asyncio.sleep(0.02)
+
+
+def until(check: Callable[[], Any], seconds: float, what: str) -> None:
+    """eventually() for tests that run outside an event loop (a service process, a sipp call, a browser)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached in {seconds} s: {what}")
+        time.sleep(0.02)
 
 
 def local(*args: int) -> dt.datetime:

@@ -54,6 +54,13 @@ class FakeWeChat:
         self.templates.append({"token": request.query["access_token"], **await request.json()})
         return web.json_response({"errcode": 0, "errmsg": "ok", "msgid": len(self.templates)})
 
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get("/cgi-bin/token", self.token)
+        app.router.add_post("/cgi-bin/message/custom/send", self.send)
+        app.router.add_post("/cgi-bin/message/template/send", self.template)
+        return app
+
 
 @pytest.fixture
 def wechat_mode() -> str:
@@ -64,12 +71,9 @@ def wechat_mode() -> str:
 @pytest_asyncio.fixture
 async def wechat(ctx, staff, wechat_mode) -> AsyncIterator[tuple[TestClient, FakeRasa, FakeWeChat]]:
     fake_rasa, fake_wx = FakeRasa(), FakeWeChat()
-    rasa_app, wx_app = web.Application(), web.Application()
+    rasa_app = web.Application()
     rasa_app.router.add_post("/webhooks/rest/webhook", fake_rasa.webhook)
-    wx_app.router.add_get("/cgi-bin/token", fake_wx.token)
-    wx_app.router.add_post("/cgi-bin/message/custom/send", fake_wx.send)
-    wx_app.router.add_post("/cgi-bin/message/template/send", fake_wx.template)
-    async with TestServer(rasa_app) as rasa_server, TestServer(wx_app) as wx_server:
+    async with TestServer(rasa_app) as rasa_server, TestServer(fake_wx.app()) as wx_server:
         ctx.bot = RasaClient(str(rasa_server.make_url("/")), timeout=10.0)
         ctx.config.wechat.token, ctx.config.wechat.app_id = wx.TOKEN, wx.APP_ID
         ctx.config.wechat.app_secret, ctx.config.wechat.encoding_aes_key = "secret", wx.AES_KEY

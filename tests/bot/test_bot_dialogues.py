@@ -391,7 +391,7 @@ def test_the_handoff_carries_what_was_learned_cleanly(stack: Stack) -> None:
 MSG_IDS = itertools.count(880001)  # WeChat's own message ids: without one, two pushes in a second are one
 
 
-def wechat(stack: Stack, openid: str, text: str) -> str:
+def wechat(stack: ServiceProcess, openid: str, text: str) -> str:
     """A plaintext-mode WeChat push to the service; the bot's passive reply."""
     query, body = wx.push(wx.message("text", openid, next(MSG_IDS), Content=text))
     req = urllib.request.Request(f"{stack.url}/wechat?{urllib.parse.urlencode(query)}", data=body.encode(),

@@ -19,6 +19,7 @@ from playwright.sync_api import BrowserContext, expect
 from tests import wechat_client as wx
 from tests.bot.test_bot_dialogues import MODEL, wechat
 from tests.browser.conftest import sign_in
+from tests.conftest import until
 from tests.ivr import sipp
 from tests.service_process import ServiceProcess
 from tests.test_wechat import FakeWeChat
@@ -40,11 +41,7 @@ class FakeWeChatThread:
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_get("/cgi-bin/token", self.fake.token)
-        app.router.add_post("/cgi-bin/message/custom/send", self.fake.send)
-        app.router.add_post("/cgi-bin/message/template/send", self.fake.template)
-        self._runner = web.AppRunner(app)
+        self._runner = web.AppRunner(self.fake.app())
         self._loop.run_until_complete(self._runner.setup())
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         self._loop.run_until_complete(site.start())
@@ -84,10 +81,10 @@ def night(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServicePro
 def _wechat_report(svc: ServiceProcess, openid: str, house: int) -> tuple[str, str, str]:
     """The bot's repair form, as a resident fills it; returns the ticket number, the reply to the address
     and the last reply."""
-    assert "地址" in wechat(svc, openid, "家里没水了")  # type: ignore[arg-type]
-    at_address = wechat(svc, openid, f"中山东路幸福家园{house}号楼")  # type: ignore[arg-type]
+    assert "地址" in wechat(svc, openid, "家里没水了")
+    at_address = wechat(svc, openid, f"中山东路幸福家园{house}号楼")
     assert "电话" in at_address
-    done = wechat(svc, openid, f"138123400{house:02d}")  # type: ignore[arg-type]
+    done = wechat(svc, openid, f"138123400{house:02d}")
     found = re.search(r"GD\d{8}-\d{4,}", done)
     assert found, done
     return found.group(0), at_address, done
@@ -99,20 +96,12 @@ def _phone_report(svc: ServiceProcess, account: str, caller: str, workdir: Path)
                               sipp.scenario(f"22{account}#", caller=caller), workdir)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert len(heard.arrivals) > 200  # the caller heard the prompts
-    for _ in range(50):  # the record is completed a moment after the last SIP message
+
+    def ticket() -> str | None:  # the record is completed a moment after the last SIP message
         calls = svc.api(f"/api/calls?caller={caller}")["items"]
-        if calls and calls[0]["ticket_number"]:
-            return calls[0]["ticket_number"]
-        threading.Event().wait(0.2)
-    raise AssertionError(f"no ticket from {caller}'s call: {calls}")
-
-
-def _until(check: Callable[[], bool], what: str, seconds: float = 20) -> None:
-    deadline = dt.datetime.now() + dt.timedelta(seconds=seconds)
-    while not check():
-        if dt.datetime.now() > deadline:
-            raise AssertionError(what)
-        threading.Event().wait(0.2)
+        return calls[0]["ticket_number"] if calls else None
+    until(ticket, 10, f"a ticket from {caller}'s call")
+    return str(ticket())
 
 
 def test_eight_reports_on_two_channels_become_one_incident_that_closes_the_loop_for_all_nine(
@@ -141,15 +130,15 @@ def test_eight_reports_on_two_channels_become_one_incident_that_closes_the_loop_
     expect(item).to_contain_text("处置中")
     told_time = f"{restore.month}月{restore.day}日{restore:%H:%M}"
     for openid in residents:  # every WeChat reporter hears that it is known, and when water returns
-        _until(lambda openid=openid: any("我们已掌握" in t and told_time in t for t in api.texts(openid)),
-               f"{openid} was not told the expected restoration")
+        until(lambda openid=openid: any("我们已掌握" in t and told_time in t for t in api.texts(openid)), 20,
+              f"{openid} was not told the expected restoration")
 
     ninth, at_address, done = _wechat_report(svc, "openid-burst-9", 9)
     assert "目前正在停水" in at_address  # the bot names the incident's outage before taking the report
     expect(item.locator("a.report-link")).to_have_count(9)  # linked at once, live
-    _until(lambda: any("无需重复报修" in t and ninth in t and told_time in t
-                       for t in [done, *api.texts("openid-burst-9")]),
-           f"the ninth resident was not told the expected restoration: {done!r} {api.texts('openid-burst-9')}")
+    until(lambda: any("无需重复报修" in t and ninth in t and told_time in t
+                      for t in [done, *api.texts("openid-burst-9")]), 20,
+          f"the ninth resident was not told the expected restoration: {done!r} {api.texts('openid-burst-9')}")
     trail = svc.api(f"/api/tickets/{ninth}")["events"]  # one crew for the incident, not one per report
     assert any("已并入事件" in (e["note"] or "") for e in trail)
 
@@ -159,8 +148,8 @@ def test_eight_reports_on_two_channels_become_one_incident_that_closes_the_loop_
     everyone = [*numbers, ninth]
     assert {svc.api(f"/api/tickets/{n}")["status"] for n in everyone} == {"resolved"}
     for openid in [*residents, "openid-burst-9"]:
-        _until(lambda openid=openid: any("随区域抢修一并处理完毕" in t for t in api.texts(openid)),
-               f"{openid} was not told of the restoration")
+        until(lambda openid=openid: any("随区域抢修一并处理完毕" in t for t in api.texts(openid)), 20,
+              f"{openid} was not told of the restoration")
     channels = {}
     for number in everyone:
         tasks = svc.api(f"/api/callbacks?ticket={number}")["items"]

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from hotline.ivr.outbound.pyvoip_fixes import DialledCall, DiallerPhone
+from tests.conftest import until
 from tests.ivr import sipp, sipp_uas
 
 with warnings.catch_warnings():  # pyVoIP 1.6.8 encodes with audioop too (deprecated in 3.11, gone in 3.13)
@@ -53,14 +54,6 @@ class Events:
     def of(self, name: str) -> list[Any]:
         with self.lock:
             return [value for event, value in self.seen if event == name]
-
-
-def until(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not reached in {seconds} s: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(scope="module")
