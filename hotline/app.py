@@ -37,7 +37,7 @@ from hotline.channels import registry as channels
 from hotline.console import views as console
 from hotline.context import AppContext
 from hotline.conversations import ticket_updates
-from hotline.health import healthz, readyz
+from hotline.health import healthz, readyz, track_job
 from hotline.incidents import notices as incident_notices
 from hotline.live import postgres as live_postgres
 from hotline.live import stream as live
@@ -130,11 +130,14 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         await sync_departments(session, ctx.router)
     schedulers = []
     if ctx.config.escalation.enabled:
-        schedulers.append(asyncio.create_task(
-            run_scheduler(ctx.sessions, ctx.router, ctx.config.escalation.interval_seconds, ctx.clock),
-            name="escalation-scheduler"))
+        runs = track_job(ctx, "escalation")  # sweeps that keep failing: down in /healthz
+        schedulers.append(runs.watch(asyncio.create_task(
+            run_scheduler(ctx.sessions, ctx.router, ctx.config.escalation.interval_seconds, ctx.clock, runs),
+            name="escalation-scheduler")))
     if ctx.config.callback.enabled:
-        schedulers.append(asyncio.create_task(run_callback_scheduler(ctx), name="callback-scheduler"))
+        runs = track_job(ctx, "callbacks")
+        schedulers.append(runs.watch(asyncio.create_task(run_callback_scheduler(ctx, runs),
+                                                         name="callback-scheduler")))
     yield
     for scheduler in schedulers:
         scheduler.cancel()

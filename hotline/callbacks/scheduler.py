@@ -22,6 +22,7 @@ from hotline.callbacks import tasks as callback_tasks
 from hotline.channels import registry as channels
 from hotline.context import AppContext
 from hotline.conversations import service
+from hotline.health import JobRuns
 from hotline.ivr.outbound import jobs as outbound_jobs
 from models import CallbackTask, Ticket
 
@@ -153,16 +154,16 @@ async def _send(ctx: AppContext, surveys: list[Survey], now: dt.datetime) -> Non
                     task.attempts = [*task.attempts[:-1], {**task.attempts[-1], "result": results[task.id]}]
 
 
-async def run_scheduler(ctx: AppContext) -> None:
-    """Look for due callbacks every [callback] interval_seconds, for as long as the service runs."""
+async def run_scheduler(ctx: AppContext, runs: JobRuns | None = None) -> None:
+    """Look for due callbacks every [callback] interval_seconds, for as long as the service runs.
+
+    A bad row or a database hiccup must not end the scheduler: a failed sweep is retried, and
+    counted in `runs`, so sweeps that keep failing show the callbacks as down in /healthz."""
     interval = ctx.config.callback.interval_seconds
+    runs = runs or JobRuns("callbacks", log=log)
     while True:
-        try:
+        with runs.attempt():
             count = await sweep(ctx, ctx.clock())
             if count:
                 log.info("callbacks: %d task(s) handled", count)
-        except asyncio.CancelledError:
-            raise
-        except Exception:  # a bad row or a database hiccup must not end the scheduler
-            log.exception("callback sweep failed; retrying")
         await asyncio.sleep(interval)

@@ -8,8 +8,9 @@ Where the numbers come from, so no other component needs a counter sprinkled int
   ids heard since the last scrape, in one query at scrape time.
 - open tickets overdue by department, conversations by status, the waiting queue: SQL at scrape
   time, reused for [metrics] sql_max_age_seconds so frequent scrapes stay cheap.
-- the bot queue, SIP (ctx.health_checks["sip"]), calls by outcome and the database pool: read at
-  scrape time by a custom collector.
+- the bot queue, SIP (ctx.health_checks["sip"]), background jobs (every health check that is a
+  hotline.health.JobRuns), calls by outcome and the database pool: read at scrape time by a
+  custom collector.
 
 On PostgreSQL with several service processes each process answers for itself (its own HTTP
 requests, bus and SIP socket); the SQL gauges are the same store seen from each, so sum only the
@@ -35,6 +36,7 @@ from sqlalchemy import func, select
 from hotline.channels.wechat.views import PASSIVE_WINDOW
 from hotline.context import AppContext
 from hotline.events import Event
+from hotline.health import JobRuns
 from models import Call, Conversation, Department, Ticket
 from models.ticket import OPEN_STATUSES
 
@@ -209,6 +211,17 @@ class _LiveCollector(Collector):
             for outcome, n in sorted(self.m.calls.items()):
                 calls.add_metric([outcome], n)
             yield calls
+        jobs = [(name, check) for name, check in list(ctx.health_checks.items()) if isinstance(check, JobRuns)]
+        if jobs:
+            up = GaugeMetricFamily("hotline_job_up", "Background job (scheduler, worker) not failing run after run",
+                                   labels=["job"])
+            failed = CounterMetricFamily("hotline_job_failed_runs", "Background job runs that failed",
+                                         labels=["job"])
+            for name, runs in jobs:
+                up.add_metric([name], 1 if runs.up else 0)
+                failed.add_metric([name], runs.failures)
+            yield up
+            yield failed
         pool = ctx.engine.pool
         checked_out = getattr(pool, "checkedout", None)
         if callable(checked_out):

@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import logging
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -19,6 +20,9 @@ from hotline.tickets.lifecycle import escalate_due_steps
 from hotline.tickets.routing import Router
 from models import Ticket
 from models.base import utcnow
+
+if TYPE_CHECKING:
+    from hotline.health import JobRuns
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +45,15 @@ async def sweep(sessions: async_sessionmaker[AsyncSession], router: Router, now:
 
 
 async def run_scheduler(sessions: async_sessionmaker[AsyncSession], router: Router, interval: float,
-                        clock: Callable[[], dt.datetime] = utcnow) -> None:
-    """Sweep forever; a failed sweep is logged and retried on the next tick."""
+                        clock: Callable[[], dt.datetime] = utcnow, runs: JobRuns | None = None) -> None:
+    """Sweep forever; a failed sweep is logged and retried on the next tick (and counted in `runs`:
+    sweeps that keep failing show the scheduler as down)."""
+    if runs is None:
+        from hotline.health import JobRuns
+        runs = JobRuns("escalation", log=log)
     while True:
-        try:
+        with runs.attempt():
             recorded = await sweep(sessions, router, clock())
             if recorded:
                 log.info("escalation sweep recorded %d step(s)", recorded)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("escalation sweep failed; retrying in %.0f s", interval)
         await asyncio.sleep(interval)
