@@ -1,4 +1,5 @@
 """The shared store: every channel writes here through these models."""
+from models.audit import ReadAudit
 from models.base import Base
 from models.call import Call
 from models.callback import CallbackTask
@@ -9,12 +10,15 @@ from models.incident import Incident, IncidentEvent, IncidentReport, OpinionAler
 from models.integration import Gov12345Order, InboundNonce, OutboxMessage
 from models.staff import Department, Staff, StaffSession
 from models.ticket import Notification, Ticket, TicketAttachment, TicketCounter, TicketEvent
+from models.verification import AccountLookup, ProofAttempt, ResidentVerification
 
 __all__ = [
     "AgentPresence", "CannedReply",
     "Base", "Bill", "Call", "CallbackTask", "Conversation", "ConversationEvent", "Customer", "CustomerPhone",
     "Department", "Gov12345Order", "InboundNonce", "Incident", "IncidentEvent", "IncidentReport", "Message",
     "Notification", "OpinionAlert", "Outage", "OutageArea", "OutboxMessage", "Payment",
+    "ReadAudit",
     "Staff", "StaffSession", "Ticket",
     "TicketAttachment", "TicketCounter", "TicketEvent", "WechatBinding",
+    "AccountLookup", "ProofAttempt", "ResidentVerification",
 ]
