@@ -1,7 +1,9 @@
 """config/incidents.yml and config/watch_words.yml, checked when the service starts."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+import unicodedata
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
@@ -71,12 +73,35 @@ def _inside(y: float, x: float, corners: list[tuple[float, float]]) -> bool:
     return inside
 
 
+# A word's end that is a letter or digit must not run on into more letters or digits: "12345" (the city's
+# hotline) is a word in "打12345投诉" but only digits inside the phone number 13912345678, an account
+# number or a ticket number such as GD20261234-5678. Chinese has no spaces, so a Chinese end needs no edge.
+_ALNUM = "0-9A-Za-z"
+
+
+def _pattern(word: str) -> re.Pattern[str]:
+    before = f"(?<![{_ALNUM}])" if re.match(f"[{_ALNUM}]", word) else ""
+    after = f"(?![{_ALNUM}])" if re.search(f"[{_ALNUM}]$", word) else ""
+    return re.compile(before + re.escape(word) + after, re.IGNORECASE)
+
+
+def _normalized(text: str) -> str:
+    """Full-width digits and letters (１２３４５) as the ASCII ones the words are written in."""
+    return unicodedata.normalize("NFKC", text)
+
+
 @dataclass(frozen=True)
 class WatchWords:
     words: tuple[str, ...]
+    _patterns: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_patterns", tuple(_pattern(_normalized(w)) for w in self.words))
 
     def found(self, text: str) -> list[str]:
-        return [w for w in self.words if w in text]
+        """The watch words in a message, each as a word: never digits inside a longer number."""
+        text = _normalized(text)
+        return [w for w, pattern in zip(self.words, self._patterns, strict=True) if pattern.search(text)]
 
 
 def load_incident_rules(path: Path, business_types: set[str]) -> IncidentRules:
