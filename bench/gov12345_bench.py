@@ -67,7 +67,8 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     cfg.database.url = url
     cfg.service.var_dir = str(tmp / "var")
     cfg.escalation.enabled = cfg.callback.enabled = cfg.bot.enabled = cfg.sip.enabled = False
-    cfg.channels["gov12345"] = Gov12345Config(secret=fake.secret, base_url=fake.url, worker=True,
+    cfg.channels["gov12345"] = Gov12345Config(inbound_secret=fake.inbound_secret,
+                                              outbound_secret=fake.outbound_secret, base_url=fake.url, worker=True,
                                               worker_interval_seconds=1.0, concurrency=args.concurrency)
     ctx = build_context(cfg)
     async with ctx.sessions.begin() as session:

@@ -1,7 +1,9 @@
 """A fake 12345 platform on 127.0.0.1: it pushes signed orders to the service and receives our messages.
 
-It checks each message's signature, de-duplicates by message_id as the real
-platform would, and can be taken down (503) or made slow or refusing (4xx).
+It checks each message's signature (method, path, timestamp and body, with the outbound
+secret), de-duplicates by message_id as the real platform would, and can be taken down
+(503) or made slow or refusing (4xx). Its pushes are signed with the inbound secret, a
+different key. Each accepted message keeps its raw body and headers, as a wire capture would.
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from aiohttp.test_utils import TestClient
 
 from hotline.integrations import signing
 
-SECRET = "12345-shared-secret"
+INBOUND_SECRET = "12345-signs-its-pushes"  # [gov12345] inbound_secret
+OUTBOUND_SECRET = "utility-signs-its-messages"  # [gov12345] outbound_secret
 
 
 @dataclass
@@ -25,11 +28,14 @@ class Received:
     kind: str
     body: dict[str, Any]
     at: float
+    raw: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
 class FakeGov12345:
-    secret: str = SECRET
+    inbound_secret: str = INBOUND_SECRET
+    outbound_secret: str = OUTBOUND_SECRET
     up: bool = True
     refuse_with: int | None = None  # answer every message with this status (e.g. 400)
     delay: float = 0.0
@@ -48,8 +54,8 @@ class FakeGov12345:
         if not self.up:
             return web.json_response({"error": "down"}, status=503)
         body = await request.read()
-        if not signing.valid(self.secret, request.headers.get("X-Timestamp", ""), body,
-                             request.headers.get("X-Signature", "")):
+        if not signing.valid(self.outbound_secret, request.method, request.path,
+                             request.headers.get("X-Timestamp", ""), body, request.headers.get("X-Signature", "")):
             self.bad_signatures += 1
             return web.json_response({"error": "signature"}, status=401)
         if self.refuse_with:
@@ -58,7 +64,8 @@ class FakeGov12345:
         if any(r.body["message_id"] == data["message_id"] for r in self.received):
             self.duplicates += 1
             return web.json_response({"ok": True, "duplicate": True})
-        item = Received(request.match_info["kind"], data, asyncio.get_running_loop().time())
+        item = Received(request.match_info["kind"], data, asyncio.get_running_loop().time(), body,
+                        dict(request.headers))
         self.received.append(item)
         if self.on_receive:
             self.on_receive(item)
@@ -82,16 +89,18 @@ class FakeGov12345:
     def kinds(self, order_no: str | None = None) -> list[str]:
         return [r.kind for r in self.received if order_no is None or r.body.get("order_no") == order_no]
 
-    def signed(self, body: bytes, now: dt.datetime, secret: str | None = None) -> dict[str, str]:
+    def signed(self, body: bytes, now: dt.datetime, secret: str | None = None,
+               path: str = "/gov12345/orders") -> dict[str, str]:
+        """Headers for a push of `body` to `path` (signed with the inbound secret unless told otherwise)."""
         timestamp = str(int(now.timestamp()))
         return {"Content-Type": "application/json", "X-Timestamp": timestamp,
-                "X-Signature": signing.signature(secret or self.secret, timestamp, body)}
+                "X-Signature": signing.signature(secret or self.inbound_secret, "POST", path, timestamp, body)}
 
     async def push(self, client: TestClient, kind: str, data: dict[str, Any], now: dt.datetime,
                    **kwargs: Any) -> tuple[int, dict[str, Any]]:
         """Push to the service as 12345 does; returns (status, JSON answer)."""
         body = json.dumps(data, ensure_ascii=False).encode()
-        headers = self.signed(body, now, kwargs.pop("secret", None))
+        headers = self.signed(body, now, kwargs.pop("secret", None), f"/gov12345/{kind}")
         headers.update(kwargs.pop("headers", {}))
         resp = await client.post(f"/gov12345/{kind}", data=body, headers=headers)
         return resp.status, await resp.json()

@@ -6,6 +6,7 @@ The outbox worker is off; each test delivers with `deliver` at the test clock's 
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import func, select
 
 from hotline.app import create_app
 from hotline.channels.gov12345 import Gov12345Config
+from hotline.config import ConfigError
 from hotline.context import AppContext, build_context
 from hotline.integrations import outbox
 from hotline.integrations.gov12345.adapter import TARGET
@@ -35,7 +37,9 @@ async def fake() -> AsyncIterator[FakeGov12345]:
 
 @pytest_asyncio.fixture
 async def gclient(ctx: AppContext, staff: Any, fake: FakeGov12345) -> AsyncIterator[TestClient]:
-    ctx.config.channels["gov12345"] = Gov12345Config(secret=fake.secret, base_url=fake.url, worker=False)
+    ctx.config.channels["gov12345"] = Gov12345Config(inbound_secret=fake.inbound_secret,
+                                                     outbound_secret=fake.outbound_secret, base_url=fake.url,
+                                                     worker=False)
     async with TestClient(TestServer(create_app(ctx))) as client:
         yield client
 
@@ -292,6 +296,45 @@ async def test_refused_pushes_store_nothing(ctx, gclient, fake, clock) -> None:
     assert status == 404
     async with ctx.readers() as session:
         assert (await session.execute(select(func.count()).select_from(Ticket))).scalar_one() == 1
+
+
+async def test_a_captured_outgoing_reply_replayed_at_redispatch_is_refused_and_reopens_nothing(
+        ctx, gclient, fake, clock) -> None:
+    """Our 办结回复, captured on the wire within the window, sent back to us as a 重办: refused three ways."""
+    number = await push_order(fake, gclient, clock, "GD12345-0030")
+    await work_to_resolution(gclient, number)
+    await deliver(ctx, clock)
+    reply = next(r for r in fake.received if r.kind == "reply")
+    assert reply.body["order_no"] == "GD12345-0030"
+    captured = {k: reply.headers[k] for k in ("Content-Type", "X-Timestamp", "X-Signature")}
+    resp = await gclient.post("/gov12345/redispatch", data=reply.raw, headers=captured)
+    assert (resp.status, (await resp.json())["error"]) == (401, "invalid_signature")
+
+    # Even signed with the key 12345 pushes with, a reply is not a redispatch: its fields are refused.
+    status, body = await fake.push(gclient, "redispatch", reply.body, clock())
+    assert (status, body["error"]) == (422, "invalid_input")
+    assert {d["field"] for d in body["details"]} >= {"message_id", "content", "resolved_at"}
+    # And a push signed for another endpoint does not verify at this one.
+    raw = json.dumps({"order_no": "GD12345-0030", "reason": "不满意"}, ensure_ascii=False).encode()
+    resp = await gclient.post("/gov12345/redispatch", data=raw, headers=fake.signed(raw, clock(),
+                                                                                     path="/gov12345/chases"))
+    assert (resp.status, (await resp.json())["error"]) == (401, "invalid_signature")
+    ticket = await get(gclient, number)
+    assert ticket["status"] == "resolved" and ticket["reopen_count"] == 0
+    assert not [e for e in ticket["events"] if e["action"] in ("reopen", "callback")]
+
+
+async def test_one_key_for_both_directions_is_refused_at_start(ctx, staff) -> None:
+    ctx.config.channels["gov12345"] = Gov12345Config(inbound_secret="same", outbound_secret="same")
+    with pytest.raises(ConfigError, match="must differ"):
+        create_app(ctx)
+
+
+async def test_a_non_ascii_signature_is_a_clean_401(ctx, gclient, fake, clock) -> None:
+    raw = json.dumps(order("GD12345-0031", clock()), ensure_ascii=False).encode()
+    headers = {**fake.signed(raw, clock()), "X-Signature": "签名签名"}
+    resp = await gclient.post("/gov12345/orders", data=raw, headers=headers)
+    assert (resp.status, (await resp.json())["error"]) == (401, "invalid_signature")
 
 
 async def test_the_endpoints_answer_404_while_no_secret_is_set(ctx, staff, fake, clock) -> None:

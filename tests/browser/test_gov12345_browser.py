@@ -16,13 +16,14 @@ from playwright.sync_api import BrowserContext, expect
 
 from hotline.integrations import signing
 from tests.browser.conftest import TOKEN, sign_in
-from tests.fake_gov12345 import SECRET, order
+from tests.fake_gov12345 import INBOUND_SECRET, OUTBOUND_SECRET, order
 from tests.service_process import ServiceProcess, free_port
 
 
 @pytest.fixture(scope="module")
 def service12345(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
-    env = {"HOTLINE_GOV12345_SECRET": SECRET, "HOTLINE_GOV12345_BASE_URL": f"http://127.0.0.1:{free_port()}/api",
+    env = {"HOTLINE_GOV12345_INBOUND_SECRET": INBOUND_SECRET, "HOTLINE_GOV12345_OUTBOUND_SECRET": OUTBOUND_SECRET,
+           "HOTLINE_GOV12345_BASE_URL": f"http://127.0.0.1:{free_port()}/api",
            "HOTLINE_GOV12345_BACKOFF_SECONDS": "1"}
     svc = ServiceProcess(tmp_path_factory.mktemp("gov12345"), TOKEN, bot=False, seed_accounts=10, env=env)
     svc.start(seed=True)
@@ -37,7 +38,7 @@ def push(svc: ServiceProcess, data: dict[str, object]) -> dict[str, str]:
     timestamp = str(int(time.time()))
     request = urllib.request.Request(f"{svc.url}/gov12345/orders", data=body, method="POST", headers={
         "Content-Type": "application/json", "X-Timestamp": timestamp,
-        "X-Signature": signing.signature(SECRET, timestamp, body)})
+        "X-Signature": signing.signature(INBOUND_SECRET, "POST", "/gov12345/orders", timestamp, body)})
     with urllib.request.urlopen(request, timeout=10) as resp:
         return dict(json.loads(resp.read()))
 

@@ -1,8 +1,9 @@
 """The city's 12345 hotline as a channel: its work orders become tickets, our steps go back to it.
 
-Active once [gov12345] secret is set (HOTLINE_GOV12345_SECRET); until then its
-endpoints answer 404. The exchange itself is hotline/integrations/gov12345/;
-this plug-in brings its settings, its routes and the outbox worker.
+Active once [gov12345] inbound_secret is set (HOTLINE_GOV12345_INBOUND_SECRET); until then
+its endpoints answer 404. What we send is signed with outbound_secret, a different key.
+The exchange itself is hotline/integrations/gov12345/; this plug-in brings its settings,
+its routes and the outbox worker.
 """
 from __future__ import annotations
 
@@ -12,15 +13,20 @@ from aiohttp import web
 
 from hotline.channels.base import ChannelInfo
 from hotline.channels.registry import register
+from hotline.config import ConfigError
 from hotline.context import AppContext
 from hotline.integrations.gov12345 import adapter
 
 
 @dataclasses.dataclass
 class Gov12345Config:
-    """[gov12345]: the shared secret, the platform's address, and the outbox's patience."""
+    """[gov12345]: the two shared secrets, the platform's address, and the outbox's patience."""
 
-    secret: str = ""  # HMAC-SHA256 key shared with 12345; empty: the exchange is off (404)
+    # HMAC-SHA256 keys shared with 12345, one per direction (never the same: a message we sent must not
+    # verify as one 12345 pushed). inbound_secret checks its pushes (empty: the exchange is off, 404);
+    # outbound_secret signs our messages to it (empty: nothing is sent).
+    inbound_secret: str = ""
+    outbound_secret: str = ""
     base_url: str = ""  # where our messages go: POST {base_url}/{sign|progress|reply|extension|return}
     mapping_file: str = "config/gov12345.yml"  # field names, 诉求类型 → business type, words
     max_age_seconds: int = 300  # a push's X-Timestamp must be this recent (either way); a repeat is refused
@@ -34,6 +40,12 @@ class Gov12345Config:
     concurrency: int = 16  # messages in flight at once (different order numbers)
 
 
+def check(cfg: Gov12345Config) -> None:
+    """Refuse at start one key for both directions: our own 办结回复 would then pass as 12345's push."""
+    if cfg.inbound_secret and cfg.inbound_secret == cfg.outbound_secret:
+        raise ConfigError("[gov12345] inbound_secret and outbound_secret must differ")
+
+
 class Gov12345Plugin:
     info = ChannelInfo(name=adapter.CHANNEL, label="12345热线", sends=frozenset(), identifies_by="12345 order number",
                        conversations=False)
@@ -43,7 +55,8 @@ class Gov12345Plugin:
         from hotline.channels.gov12345 import views  # the views import the API's registry
 
         adapter.install()
-        ctx.config.channels.setdefault(self.info.name, Gov12345Config())  # a Config() built in code has none
+        cfg = ctx.config.channels.setdefault(self.info.name, Gov12345Config())  # a Config() built in code has none
+        check(cfg)
         views.setup(app, ctx)
 
 

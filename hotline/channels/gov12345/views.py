@@ -1,10 +1,12 @@
 """POST /gov12345/{kind}: what 12345 pushes; /api/gov12345/… and /api/integrations/…: what staff see.
 
 A push is verified before anything is read into the store: the HMAC-SHA256
-signature over timestamp + "." + body (401 when wrong), a timestamp within
+signature with [gov12345] inbound_secret over method, path, timestamp and body
+(401 when wrong; our own messages are signed with another key), a timestamp within
 [gov12345] max_age_seconds (401 when stale) and a signature not seen before
 (401 when replayed; remembered in the database so every process knows it).
-Then its fields are checked (422 with the field) and it is applied in one
+Then its fields are checked (422 with the field; a field this kind of push does
+not have is refused too, so no other message passes as it) and it is applied in one
 transaction through hotline/integrations/gov12345/adapter.py.
 """
 from __future__ import annotations
@@ -39,7 +41,7 @@ ADMINS = frozenset({"admin"})
 
 
 class _In(BaseModel):
-    model_config = ConfigDict(str_strip_whitespace=True)
+    model_config = ConfigDict(str_strip_whitespace=True, extra="forbid")
     order_no: str = Field(min_length=1, max_length=64)
 
 
@@ -126,8 +128,9 @@ async def _verify(request: web.Request, ctx: AppContext, raw: bytes) -> None:
     cfg = ctx.config.channels[adapter.CHANNEL]
     timestamp = request.headers.get("X-Timestamp", "")
     given = request.headers.get("X-Signature", "")
-    if not signing.valid(cfg.secret, timestamp, raw, given):
-        raise Refused(401, "invalid_signature", "X-Signature does not match the body and X-Timestamp")
+    if not signing.valid(cfg.inbound_secret, request.method, request.path, timestamp, raw, given):
+        raise Refused(401, "invalid_signature",
+                      "X-Signature does not match the method, path, X-Timestamp and body")
     now = ctx.clock()
     try:
         sent = dt.datetime.fromtimestamp(int(timestamp), dt.UTC)
@@ -217,7 +220,7 @@ PUSHES: dict[str, Callable[[AppContext, Mapping, dict[str, Any]], Awaitable[dict
 async def inbound(request: web.Request) -> web.Response:
     ctx = request.app[_CTX]
     handler = PUSHES.get(request.match_info["kind"])
-    if handler is None or not ctx.config.channels[adapter.CHANNEL].secret:
+    if handler is None or not ctx.config.channels[adapter.CHANNEL].inbound_secret:
         return _answer(404, "not_found", "no such endpoint")
     try:
         raw = await request.read()
@@ -299,7 +302,7 @@ def setup(app: web.Application, ctx: AppContext) -> None:
     app.router.add_get("/api/gov12345/tickets/{number}", guard(ticket_order, STAFF_AND_SERVICE))
     app.router.add_get("/api/integrations/outbox/failed", guard(failed_messages, ADMINS))
     app.router.add_post("/api/integrations/outbox/{id}/retry", guard(retry_message, ADMINS))
-    transport = Gov12345Transport(cfg.base_url, cfg.secret, mapping, cfg.timeout_seconds)
+    transport = Gov12345Transport(cfg.base_url, cfg.outbound_secret, mapping, cfg.timeout_seconds)
     settings = outbox.Settings(max_attempts=cfg.max_attempts, backoff_seconds=cfg.backoff_seconds,
                                backoff_max_seconds=cfg.backoff_max_seconds, concurrency=cfg.concurrency)
 
@@ -310,7 +313,8 @@ def setup(app: web.Application, ctx: AppContext) -> None:
         if cfg.worker:
             worker = outbox.Worker(ctx.sessions, ctx.live, settings, ctx.clock, cfg.worker_interval_seconds)
             task = asyncio.create_task(worker.run(), name="outbox-worker")
-            ctx.health_checks["outbox"] = lambda: {"up": not task.done(), "last_error": worker.last_error}
+            ctx.health_checks["outbox"] = worker.runs  # down when its sweeps keep failing or its loop ended
+            worker.runs.watch(task)
         yield
         if task is not None and worker is not None:
             task.cancel()

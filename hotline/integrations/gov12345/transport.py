@@ -1,9 +1,11 @@
-"""Sending to 12345: POST {base_url}/{path} with our message as JSON, signed like its pushes to us."""
+"""Sending to 12345: POST {base_url}/{path} with our message as JSON, signed like its pushes to us
+(method, path, timestamp and body) but with our own key, [gov12345] outbound_secret."""
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -26,16 +28,16 @@ class Gov12345Transport:
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
     async def send(self, message: Outgoing) -> Result:
-        if not self.base_url:
-            return Result(False, "[gov12345] base_url is not set")
+        if not self.base_url or not self.secret:
+            return Result(False, "[gov12345] base_url or outbound_secret is not set")
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=self.timeout)
         body = self.body(message)
         timestamp = str(int(self.clock()))
-        headers = {"Content-Type": "application/json; charset=utf-8", "X-Timestamp": timestamp,
-                   "X-Signature": signing.signature(self.secret, timestamp, body),
-                   "X-Message-Id": message.message_id}
         url = f"{self.base_url}/{self.mapping.path(message.kind)}"
+        headers = {"Content-Type": "application/json; charset=utf-8", "X-Timestamp": timestamp,
+                   "X-Signature": signing.signature(self.secret, "POST", urlsplit(url).path, timestamp, body),
+                   "X-Message-Id": message.message_id}
         try:
             async with self._session.post(url, data=body, headers=headers) as resp:
                 text = (await resp.text())[:500]
