@@ -18,6 +18,7 @@ from sqlalchemy import select
 
 from hotline.actors import Actor
 from hotline.context import AppContext
+from hotline.conversations import service
 from hotline.tickets import lifecycle
 from hotline.tickets.lifecycle import TicketDraft
 from models import (
@@ -296,6 +297,45 @@ async def test_people_and_channels(client: TestClient, store: dict[str, str]) ->
     top = _section(c, "bot_not_understood")
     assert [(t["text"], t["count"]) for t in top] == [("水表倒着转是怎么回事", 2)]
     assert top[0]["link"].startswith("/console#queue/")
+
+
+
+async def test_people_counts_conversations_given_by_presence_and_by_a_supervisor(
+        client: TestClient, ctx: AppContext, clock: Clock, staff: dict[str, Actor]) -> None:
+    clock.now = local(2026, 9, 24, 10, 0)
+    online = await client.put("/api/presence", json={"status": "online"}, headers=await login(client, "agent1"))
+    assert online.status == 200
+    agent1, zhao = staff["agent1"], staff["zhao.supervisor"]
+
+    async def waiting(who: str) -> int:
+        conv_id = (await service.receive(ctx, "web", who, "我要找人工", to_bot=False)).conversation_id
+        await service.handoff(ctx, conv_id, "requested", None)  # round-robin: to agent1, the one 在线
+        return conv_id
+
+    first = await waiting("resident-a")
+    clock.advance(seconds=60)
+    await service.agent_reply(ctx, first, agent1, "您好，请讲")
+    clock.advance(seconds=300)
+    await service.close(ctx, first, agent1)
+    clock.advance(minutes=10)
+    second = await waiting("resident-b")
+    clock.advance(seconds=120)
+    await service.reassign(ctx, second, staff["sup"], "zhao.supervisor")
+    clock.advance(seconds=30)
+    await service.agent_reply(ctx, second, zhao, "我是班长，您请讲")
+    clock.advance(seconds=180)
+    await service.close(ctx, second, zhao)
+
+    rows = _by(_section(await _get(client, "people", "from=2026-09-24&to=2026-09-24"), "agents"), "username")
+    # agent1 was given both by presence and answered the first after 60 s; handled 360 s and 120 s (until
+    # the supervisor gave the second to zhao), nearest-rank median 2 min and p90 6 min.
+    one = rows["agent1"]
+    assert (one["taken_over"], one["first_reply_median_s"], one["handling_median_min"], one["handling_p90_min"],
+            one["closed"]) == (2, 60, 2.0, 6.0, 1)
+    two = rows["zhao.supervisor"]
+    assert (two["taken_over"], two["first_reply_median_s"], two["handling_median_min"], two["closed"]) == \
+        (1, 30, 3.5, 1)
+    assert "sup" not in rows or rows["sup"]["taken_over"] == 0  # who reassigned did not take the conversation
 
 
 async def test_exports_carry_the_same_figures(client: TestClient, store: dict[str, str]) -> None:

@@ -14,7 +14,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, or_, select
+from sqlalchemy import Integer, and_, case, cast, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -52,6 +52,8 @@ FALLBACK_PREFIXES = ("抱歉，我没有理解", "抱歉，我还是没能理解
 RETURN_ACTIONS = ("return",)
 EXTENSION_ACTIONS = ("request_extension",)  # extensions asked for (approve_extension: granted)
 RESOLVED_STATUSES = ("resolved", "callback", "closed")
+# How a conversation comes to an agent: taken over, given by the presence-based assignment, or reassigned.
+RECEIVE_ACTIONS = ("take_over", "assign", "reassign")
 
 
 class ReportError(ValueError):
@@ -481,22 +483,32 @@ class Reports:
 
     async def _agents(self, r: Report) -> None:
         e, c = ConversationEvent, Conversation
-        where = [e.at >= self.start, e.at < self.end, e.actor_id.is_not(None)]
-        if self.q.channel:
-            where.append(exists().where(c.id == e.conversation_id, c.channel == self.q.channel))
-        counts = await self.rows(select(e.actor_id, self.count_if(e.action == "take_over"),
-                                        self.count_if(e.action == "close"), self.count_if(e.action == "reply"))
-                                 .where(*where, e.action.in_(("take_over", "close", "reply"))).group_by(e.actor_id))
+        in_channel = [exists().where(c.id == e.conversation_id, c.channel == self.q.channel)] if self.q.channel \
+            else []
+        where = [e.at >= self.start, e.at < self.end, e.actor_id.is_not(None), *in_channel]
+        counts = await self.rows(select(e.actor_id, self.count_if(e.action == "close"),
+                                        self.count_if(e.action == "reply"))
+                                 .where(*where, e.action.in_(("close", "reply"))).group_by(e.actor_id))
+        # Who a conversation came to: the agent who took it over (接入), or the one the presence-based
+        # round-robin or a supervisor gave it to (the event's to_agent_id; the actor is the system or
+        # the supervisor).
+        agent = case((e.action == "take_over", e.actor_id),
+                     else_=cast(self.d.json_text(e.data, "to_agent_id"), Integer))
+        came = [e.at >= self.start, e.at < self.end, e.action.in_(RECEIVE_ACTIONS), agent.is_not(None),
+                *in_channel]
+        received = dict(await self.rows(select(agent, func.count()).where(*came).group_by(agent)))
         x = aliased(ConversationEvent)
-        first_reply = select(func.min(x.at)).where(x.conversation_id == e.conversation_id, x.actor_id == e.actor_id,
+        first_reply = select(func.min(x.at)).where(x.conversation_id == e.conversation_id, x.actor_id == agent,
                                                    x.action == "reply", x.at >= e.at).scalar_subquery()
-        ended = select(func.min(x.at)).where(x.conversation_id == e.conversation_id,
-                                             x.action.in_(("close", "hand_back")), x.at >= e.at).scalar_subquery()
-        take = [*where, e.action == "take_over"]
+        # Until the conversation closes, goes back to the bot, or is given to someone else.
+        ended = select(func.min(x.at)).where(
+            x.conversation_id == e.conversation_id, x.at >= e.at,
+            or_(x.action.in_(("close", "hand_back")), and_(x.action.in_(RECEIVE_ACTIONS), x.id > e.id))
+        ).scalar_subquery()
         reply_p = {k: (p50, p90) for k, _n, p50, p90 in await self.rows(
-            percentiles(e.actor_id, self.d.seconds(e.at, first_reply), take))}
+            percentiles(agent, self.d.seconds(e.at, first_reply), came))}
         handle_p = {k: (p50, p90) for k, _n, p50, p90 in await self.rows(
-            percentiles(e.actor_id, self.d.seconds(e.at, ended), take))}
+            percentiles(agent, self.d.seconds(e.at, ended), came))}
         rate_where = [e.action == "rate", e.at >= self.start, e.at < self.end, c.agent_id.is_not(None)]
         if self.q.channel:
             rate_where.append(c.channel == self.q.channel)
@@ -507,13 +519,14 @@ class Reports:
         created = dict(await self.rows(select(te.actor_id, func.count()).where(
             te.action == "create", te.actor_kind == "staff", te.at >= self.start, te.at < self.end)
             .group_by(te.actor_id)))
-        ids = {row[0] for row in counts} | set(ratings) | set(created)
+        ids = {row[0] for row in counts} | set(received) | set(ratings) | set(created)
         names = {i: (u, n) for i, u, n in await self.rows(
             select(Staff.id, Staff.username, Staff.display_name).where(Staff.id.in_(ids or {0})))}
         by_id = {row[0]: row[1:] for row in counts}
         rows = []
         for sid in sorted(ids, key=lambda i: names.get(i, ("", ""))[0]):
-            took, closed, replies = (int(v or 0) for v in by_id.get(sid, (0, 0, 0)))
+            closed, replies = (int(v or 0) for v in by_id.get(sid, (0, 0)))
+            took = int(received.get(sid, 0))
             rp, hp = reply_p.get(sid, (None, None)), handle_p.get(sid, (None, None))
             n_r, avg = ratings.get(sid, (0, None))
             rows.append({"username": names.get(sid, ("?", ""))[0], "name": names.get(sid, ("", "?"))[1],
@@ -533,7 +546,8 @@ class Reports:
              ("handling_p90_min", "处理时长P90(分)"), ("closed", "结束会话"), ("ratings", "收到评价"),
              ("rating_average", "平均评分"), ("tickets_created", "创建工单")],
             rows, {"type": "bar", "x": "name", "y": ["taken_over", "closed", "tickets_created"]},
-            "首次回复：接入会话到该坐席在此会话中的第一条回复；处理时长：接入到结束或转回智能客服。"))
+            "接入会话：坐席自己接入的，加上按在线状态自动分配或班长转派给该坐席的。首次回复：接入会话到该坐席在此会话中的"
+            "第一条回复；处理时长：接入到结束、转回智能客服或转给他人。"))
 
     async def _departments(self, r: Report) -> None:
         t = Ticket
