@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hotline.context import AppContext
 from hotline.conversations import service
+from hotline.health import track_job
 from hotline.incidents import doors
 from models import Conversation, Customer, Incident, Outage, OutageArea, Ticket, WechatBinding
 
@@ -84,20 +85,25 @@ async def detect_report(ctx: AppContext, ticket_id: int) -> None:
         except IntegrityError:  # another report raised or linked the same cluster at this moment
             continue
     else:
-        log.warning("incident detection gave up for ticket %d", ticket_id)
-        return
+        raise RuntimeError(f"incident detection gave up for ticket {ticket_id} after 3 conflicts")
     if active and incident_id is not None:
         await tell_reporters(ctx, incident_id, [ticket_id])
 
 
 def subscribe(ctx: AppContext) -> None:
-    """Each new report is looked at once, in the process that created it."""
+    """Each new report is looked at once, in the process that created it; detections that keep failing
+    show incident detection as down in /healthz."""
     tasks: set[asyncio.Task[Any]] = set()
+    runs = track_job(ctx, "incident_detection", log=log)
+
+    async def detect(ticket_id: int) -> None:
+        with runs.attempt():
+            await detect_report(ctx, ticket_id)
 
     def on_event(event: dict[str, Any]) -> None:
         if event.get("type") != "ticket.changed" or event.get("action") != "create":
             return
-        task = asyncio.get_running_loop().create_task(detect_report(ctx, int(event["ticket_id"])))
+        task = asyncio.get_running_loop().create_task(detect(int(event["ticket_id"])))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
 from hotline.events import EventBus, publish_on_commit
+from hotline.health import JobRuns
 from models import OutboxMessage
 
 log = logging.getLogger(__name__)
@@ -186,7 +187,7 @@ class Worker:
         self.sessions, self.settings, self.clock, self.interval = sessions, settings, clock, interval
         self.wake = asyncio.Event()
         self._detach = live.subscribe(self._hear)
-        self.last_error: str | None = None
+        self.runs = JobRuns("outbox", log=log)  # its health check: sweeps that keep failing are down
 
     def _hear(self, evt: dict[str, Any]) -> None:
         if evt.get("type") == QUEUED:
@@ -195,14 +196,8 @@ class Worker:
     async def run(self) -> None:
         while True:
             self.wake.clear()
-            try:
+            with self.runs.attempt():
                 await deliver_due(self.sessions, self.clock(), self.settings, clock=self.clock)
-                self.last_error = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                self.last_error = str(exc)
-                log.exception("outbox sweep failed; retrying in %.0f s", self.interval)
             try:
                 await asyncio.wait_for(self.wake.wait(), self.interval)
             except TimeoutError:

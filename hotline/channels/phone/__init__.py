@@ -43,6 +43,7 @@ class PhonePlugin:
             outbound = Dialler(ctx)
             await outbound.start()
             ctx.health_checks["outbound"] = outbound.status
+            ctx.health_checks["dialler"] = outbound.runs  # its sweeps for due calls
             yield
             await outbound.stop()
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from hotline.callbacks.scheduler import calling_window, next_calling_time
 from hotline.context import AppContext
+from hotline.health import JobRuns
 from hotline.ivr import call_records
 from hotline.ivr.engine import FlowRunner
 from hotline.ivr.flows import Flow, FlowError, Node, load_flows
@@ -90,6 +91,7 @@ class Dialler:
         self.most_at_once = 0  # the highest number of calls in progress at once since start (tests, bench)
         self.placed = 0
         self.last_error = ""
+        self.runs = JobRuns("dialler", log=log)  # its sweeps' health check: down when they keep failing
         self._calls: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -100,7 +102,7 @@ class Dialler:
         await self.warm()
         await jobs.requeue_interrupted(self.ctx, self.ctx.clock())
         await asyncio.to_thread(self.phone.start)
-        self._task = asyncio.create_task(self._run(), name="outbound-dialler")
+        self._task = self.runs.watch(asyncio.create_task(self._run(), name="outbound-dialler"))
         log.info("dialler: extension %s at %s, %d line(s), calling hours %s", self.cfg.username, self.cfg.registrar,
                  self.cfg.lines, self.cfg.calling_hours)
 
@@ -126,13 +128,10 @@ class Dialler:
 
     async def _run(self) -> None:
         while True:
-            try:
+            with self.runs.attempt():  # a bad row or a database hiccup must not end the dialler
                 await self.sweep(self.ctx.clock())
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # a bad row or a database hiccup must not end the dialler
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                log.exception("dialler sweep failed; retrying")
+            if self.runs.failing:
+                self.last_error = self.runs.last_error
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.cfg.interval_seconds)
             self._wake.clear()
