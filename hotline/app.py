@@ -23,6 +23,7 @@ from hotline.api import (  # noqa: F401  (routes register on import)
     outbound,
     queue,
     records,
+    residents,
     search,
     supervision,
     tickets,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 def create_app(ctx: AppContext) -> web.Application:
     app = web.Application(middlewares=[errors_middleware], client_max_size=2 * 1024 * 1024)
     app[CTX] = ctx
+    ctx.config.privacy.check()  # a typo in [privacy] stops the start instead of disclosing more
     for spec in ROUTES:
         app.router.add_route(spec.method, spec.path, guard(spec.handler, spec.roles))
     app.router.add_get("/api/openapi.json", openapi_view)

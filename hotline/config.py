@@ -34,6 +34,9 @@ class HttpConfig:
     session_hours: int = 12
     # The address residents reach the service at, for links sent to them (survey links); default http://host:port.
     public_url: str = ""
+    # Reverse proxies whose X-Forwarded-For is believed (comma-separated addresses or CIDR networks).
+    # Empty: nobody's; a resident's address is the peer's.
+    trusted_proxies: str = ""
 
 
 @dataclasses.dataclass
@@ -224,6 +227,31 @@ class MetricsConfig:
 
 
 @dataclasses.dataclass
+class PrivacyConfig:
+    """What residents who have not proven to own an account (未核实) are told, and how often they may try."""
+
+    # amount_due: a typed 户号 gets the masked name and the amount due; none: nothing without proof.
+    anonymous_disclosure: str = "amount_due"
+    # Different accounts an unverified resident may ask about in an hour (per web-chat client, address,
+    # WeChat user and calling number); then a polite refusal.
+    lookup_accounts_per_hour: int = 5
+    proof_tries_per_resident_per_hour: int = 5  # wrong proofs (phone's last four digits, holder's name) by one resident
+    proof_tries_per_account_per_hour: int = 5  # wrong proofs for one account, whoever gives them
+
+    def check(self) -> None:
+        if self.anonymous_disclosure not in ANONYMOUS_DISCLOSURES:
+            raise ConfigError(f"[privacy] anonymous_disclosure: expected one of {', '.join(ANONYMOUS_DISCLOSURES)}, "
+                              f"got {self.anonymous_disclosure!r}")
+        for name in ("lookup_accounts_per_hour", "proof_tries_per_resident_per_hour",
+                     "proof_tries_per_account_per_hour"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"[privacy] {name}: expected at least 1")
+
+
+ANONYMOUS_DISCLOSURES = ("amount_due", "none")
+
+
+@dataclasses.dataclass
 class Config:
     service: ServiceConfig = dataclasses.field(default_factory=ServiceConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
@@ -236,6 +264,7 @@ class Config:
     bot: BotConfig = dataclasses.field(default_factory=BotConfig)
     wechat: WechatConfig = dataclasses.field(default_factory=WechatConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
+    privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
     # The sections of channels that bring their own (a ChannelPlugin's `config`): name → its settings.
     channels: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
 

@@ -319,7 +319,8 @@ async def bind(request: web.Request) -> web.Response:
     body = await parse_body(request, BindIn)
     async with ctx.sessions.begin() as session:
         openid = await _openid(session, body)
-        customer = await bindings.bind(session, openid, body.account_number, body.proof, ctx.clock())
+        customer = await bindings.bind(session, openid, body.account_number, body.proof, ctx.clock(),
+                                       ctx.config.privacy)
     if customer is None:
         raise ApiError(422, "not_proven", "户号或验证信息不正确")
     return json_response({"openid": openid, "account_number": customer.account_number,

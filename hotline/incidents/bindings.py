@@ -1,18 +1,22 @@
 """Binding a WeChat user to an account (绑定户号): proven by the last four digits of the phone on file or
-the account holder's name; at most 5 tries an hour per user, every try audited."""
+the account holder's name, every try audited. Wrong proofs are limited per WeChat user and per account
+([privacy] proof_tries_per_*_per_hour), counted together with the proofs given in conversations
+(hotline/customers/verification.py); a bound user is a verified resident of the account."""
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
+from hotline.config import PrivacyConfig
+from hotline.customers import verification
 from hotline.errors import Refused
 from hotline.incidents.doors import audit
-from models import Customer, CustomerPhone, IncidentEvent, WechatBinding
+from models import Customer, WechatBinding
 
-TRIES_PER_HOUR = 5
+TOO_MANY_TRIES = "绑定尝试次数过多，请一小时后再试"
 
 
 class BindingError(Refused):
@@ -29,24 +33,12 @@ def _resident(openid: str) -> Actor:
 
 
 async def bind(session: AsyncSession, openid: str, account_number: str, proof: str,
-               now: dt.datetime) -> Customer | None:
+               now: dt.datetime, limits: PrivacyConfig | None = None) -> Customer | None:
     """The bound account, or None when the proof failed (the failed try is recorded: commit it)."""
-    failures = (await session.execute(select(func.count()).select_from(IncidentEvent).where(
-        IncidentEvent.subject == "binding", IncidentEvent.action == "bind_failed",
-        IncidentEvent.data["openid"].as_string() == openid,
-        IncidentEvent.at > now - dt.timedelta(hours=1)))).scalar_one()
-    if failures >= TRIES_PER_HOUR:
-        raise BindingError(429, "too_many_tries", "绑定尝试次数过多，请一小时后再试")
-    customer = (await session.execute(select(Customer).where(
-        Customer.account_number == account_number))).scalar_one_or_none()
-    proven = False
-    if customer is not None:
-        phones = (await session.execute(select(CustomerPhone.phone).where(
-            CustomerPhone.customer_id == customer.id))).scalars().all()
-        proof = proof.strip()
-        proven = (len(proof) == 4 and proof.isdigit() and any(p.endswith(proof) for p in phones)) \
-            or (len(proof) >= 2 and proof == customer.name)
-    if customer is None or not proven:
+    customer, method = await verification.prove(session, limits or PrivacyConfig(),
+                                                verification.Resident("wechat", openid), account_number, proof,
+                                                now, TOO_MANY_TRIES)
+    if customer is None or method is None:
         audit(session, "binding", customer.id if customer else 0, "bind_failed", _resident(openid), now,
               {"openid": openid, "account_number": account_number})
         return None

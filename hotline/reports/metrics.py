@@ -67,6 +67,9 @@ class Metrics:
                                       registry=r)
         self.delivery_failures = Counter("hotline_delivery_failures", "Messages a channel failed to deliver",
                                          ["channel"], registry=r)
+        self.resident_refusals = Counter("hotline_resident_refusals", "Residents refused for asking too often: "
+                                         "lookups (different accounts while unverified), proofs (wrong proofs), "
+                                         "webchat_messages, webchat_connections", ["channel", "reason"], registry=r)
         self.bot_latency = Histogram("hotline_bot_reply_seconds",
                                      "From a resident's message to the bot's first reply (queue included)",
                                      buckets=LATENCY_BUCKETS, registry=r)
@@ -101,6 +104,8 @@ class Metrics:
             self.delivery_failures.labels(str(evt.get("channel", ""))).inc()
         elif kind == "conversation.message":
             self._message(evt)
+        elif kind == "resident.refused":
+            self.resident_refusals.labels(str(evt.get("channel", "")), str(evt.get("reason", ""))).inc()
 
     def _message(self, evt: Event) -> None:
         msg = evt.get("message") or {}
