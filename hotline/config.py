@@ -348,6 +348,8 @@ def load_config(path: str | os.PathLike[str] | None = None,
             env_name = f"HOTLINE_{name.upper()}_{key.upper()}"
             if env_name in environ:
                 setattr(section, key, _coerce(environ[env_name], kind, env_name))
+    from hotline.config_checks import check_config  # every value checked: a bad one stops the start, named
+    check_config(config, sections, ROOT)
     return config
 
 

@@ -43,6 +43,53 @@ def test_the_committed_example_configuration_loads() -> None:
     assert cfg.http.port == 8080 and cfg.sip.port == 5060
 
 
+@pytest.mark.parametrize(("env", "message"), [
+    ({"HOTLINE_CALLBACK_CALLING_HOURS": "08:00-25:00"}, r"\[callback\] calling_hours: expected HH:MM-HH:MM"),
+    ({"HOTLINE_OUTBOUND_CALLING_HOURS": "21:00-08:00"}, r"\[outbound\] calling_hours: '21:00-08:00' ends before"),
+    ({"HOTLINE_CALLBACK_INTERVAL_SECONDS": "0"}, r"\[callback\] interval_seconds: expected more than 0"),
+    ({"HOTLINE_ESCALATION_INTERVAL_SECONDS": "-30"}, r"\[escalation\] interval_seconds: expected 0 or more"),
+    ({"HOTLINE_OUTBOUND_LINES": "0"}, r"\[outbound\] lines"),
+    ({"HOTLINE_SIP_RTP_PORT_MIN": "31000"}, r"\[sip\] rtp_port_min: 31000 is above rtp_port_max"),
+    ({"HOTLINE_HTTP_PORT": "70000"}, r"\[http\] port: expected a port"),
+    ({"HOTLINE_SERVICE_ROUTING_FILE": "config/routing-missing.yml"}, r"\[service\] routing_file: no such file"),
+    ({"HOTLINE_SIP_FLOWS_DIR": "no-flows-here"}, r"\[sip\] flows_dir: no such directory"),
+    ({"HOTLINE_SERVICE_TIMEZONE": "Asia/Beijing"}, r"\[service\] timezone"),
+    ({"HOTLINE_METRICS_ALLOWED": "127.0.0.1,prometheus.local"}, r"\[metrics\] allowed:.*prometheus.local"),
+    ({"HOTLINE_WECHAT_API_BASE_URL": "api.weixin.qq.com"}, r"\[wechat\] api_base_url: expected scheme://"),
+    ({"HOTLINE_GOV12345_MAX_ATTEMPTS": "0"}, r"\[gov12345\] max_attempts"),  # a plug-in's section too
+])
+def test_a_setting_that_cannot_work_is_refused_when_loaded_and_named(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_config(ROOT / "hotline.toml", environ=env)
+
+
+def test_a_disabled_part_may_point_at_files_that_are_not_there() -> None:
+    cfg = load_config(ROOT / "hotline.toml", environ={"HOTLINE_SIP_ENABLED": "false",
+                                                      "HOTLINE_SIP_PROMPT_DIR": "no-prompts-here"})
+    assert cfg.sip.prompt_dir == "no-prompts-here"
+
+
+def test_calling_hours_may_be_the_whole_day() -> None:
+    from zoneinfo import ZoneInfo
+
+    from hotline.callbacks.scheduler import calling_window, next_calling_time
+    from tests.conftest import local
+    cfg = load_config(ROOT / "hotline.toml", environ={"HOTLINE_CALLBACK_CALLING_HOURS": "00:00-24:00"})
+    window, tz = calling_window(cfg.callback.calling_hours), ZoneInfo("Asia/Shanghai")
+    for moment in (local(2026, 9, 25, 0, 0), local(2026, 9, 25, 12, 0), local(2026, 9, 25, 23, 59, 59)):
+        assert next_calling_time(moment, window, tz) == moment  # any time: at once
+
+
+def test_a_bad_setting_stops_the_start_naming_its_key(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
+    env.update(HOTLINE_SERVICE_VAR_DIR=str(tmp_path / "var"), HOTLINE_CALLBACK_CALLING_HOURS="8:00-21:00pm")
+    result = subprocess.run([sys.executable, str(ROOT / "run_hotline.py"), "serve"], text=True, capture_output=True,
+                            env=env, cwd=tmp_path, timeout=60)
+    assert result.returncode == 2
+    assert "error: [callback] calling_hours: expected HH:MM-HH:MM" in result.stderr
+    assert "'8:00-21:00pm'" in result.stderr
+
+
 def _run(args: list[str], tmp_path: Path, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOTLINE_")}
     env["HOTLINE_SERVICE_VAR_DIR"] = str(tmp_path / "var")

@@ -20,6 +20,7 @@ from hotline.actors import SYSTEM
 from hotline.callbacks import links
 from hotline.callbacks import tasks as callback_tasks
 from hotline.channels import registry as channels
+from hotline.config_checks import time_window
 from hotline.context import AppContext
 from hotline.conversations import service
 from hotline.health import JobRuns
@@ -29,15 +30,10 @@ from models import CallbackTask, Ticket
 log = logging.getLogger(__name__)
 
 
-def calling_window(spec: str) -> tuple[dt.time, dt.time]:
-    """"08:00-21:00" → (08:00, 21:00), Beijing time."""
-    try:
-        start, end = (dt.time.fromisoformat(part.strip()) for part in spec.split("-"))
-    except ValueError as exc:
-        raise ValueError(f"[callback] calling_hours: expected HH:MM-HH:MM, got {spec!r}") from exc
-    if start >= end:
-        raise ValueError(f"[callback] calling_hours: {spec!r} ends before it starts")
-    return start, end
+def calling_window(spec: str, setting: str = "[callback] calling_hours") -> tuple[dt.time, dt.time]:
+    """"08:00-21:00" → (08:00, 21:00), Beijing time; "00:00-24:00" is the whole day. Checked when the
+    configuration loads (hotline/config_checks.py), so a bad one never reaches a sweep."""
+    return time_window(spec, setting)
 
 
 def next_calling_time(now: dt.datetime, window: tuple[dt.time, dt.time], tz: dt.tzinfo) -> dt.datetime:

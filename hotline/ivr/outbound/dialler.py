@@ -71,7 +71,7 @@ class Dialler:
         if ctx.config.sip.enabled and cfg.sip_port == ctx.config.sip.port and cfg.local_host == ctx.config.sip.host:
             raise ValueError("[outbound] sip_port: the IVR listens there already ([sip] port)")
         self.ctx, self.cfg = ctx, cfg
-        self.window = calling_window(cfg.calling_hours)
+        self.window = calling_window(cfg.calling_hours, "[outbound] calling_hours")
         flows = load_flows(ctx.config.path(ctx.config.sip.flows_dir))
         missing = [name for name in FLOWS.values() if name not in flows]
         if missing:
