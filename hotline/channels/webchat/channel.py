@@ -2,7 +2,10 @@
 
 A browser keeps a random client id in localStorage; the id is the
 conversation's external user, so a reload or a dropped connection resumes the
-same conversation and its history.
+same conversation and its history. One network address may open only so many
+sockets and send only so many messages a minute ([web], limits.py); the
+conversation remembers the address as a digest (`origin`), so that the
+hotline can count the accounts asked about from one address.
 
 With several service processes (PostgreSQL), the resident's socket may sit on
 another process than the agent who answers: replies and status changes made
@@ -21,9 +24,13 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from sqlalchemy import select
 
+from hotline.api.client_address import client_address
 from hotline.channels.base import ChannelInfo, Delivery
+from hotline.channels.webchat.limits import RateLimit, WebChatConfig
 from hotline.context import AppContext
 from hotline.conversations import service
+from hotline.customers.disclosure import refused
+from hotline.customers.lookups import origin_of
 from models import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -57,6 +64,20 @@ class WebChatChannel:
         self.ctx = ctx
         self.typing_text = ctx.messages("webchat.typing")
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
+        self.connections, self.messages = RateLimit(), RateLimit()
+
+    @property
+    def limits(self) -> WebChatConfig:
+        found = self.ctx.config.channels.get(INFO.name)
+        return found if isinstance(found, WebChatConfig) else WebChatConfig()
+
+    def _forget(self, client: str, ws: web.WebSocketResponse) -> None:
+        """A closed socket leaves the registry, and a client with none left leaves it too."""
+        sockets = self.sockets.get(client)
+        if sockets is not None:
+            sockets.discard(ws)
+            if not sockets:
+                del self.sockets[client]
 
     async def deliver(self, conversation: Conversation, message: Message) -> Delivery:
         sockets = list(self.sockets.get(conversation.external_user, ()))
@@ -66,7 +87,7 @@ class WebChatChannel:
                 await ws.send_json(message_json(message))
                 sent += 1
             except (ConnectionError, RuntimeError):
-                self.sockets[conversation.external_user].discard(ws)
+                self._forget(conversation.external_user, ws)
         return Delivery("delivered") if sent else Delivery("stored")
 
     async def typing(self, client: str, on: bool) -> None:
@@ -78,7 +99,7 @@ class WebChatChannel:
             try:
                 await ws.send_json(frame)
             except (ConnectionError, RuntimeError):
-                self.sockets[client].discard(ws)
+                self._forget(client, ws)
 
     def on_event(self, event: dict[str, Any]) -> None:
         """Tell the resident's page when a person joins or the conversation changes hands, and
@@ -116,6 +137,11 @@ class WebChatChannel:
         if not CLIENT_RE.match(client):
             raise web.HTTPBadRequest(text="client must be 8-64 letters, digits, - or _")
         ctx = self.ctx
+        address = client_address(request, ctx.config.http.trusted_proxies)
+        if not self.connections.allow(address, self.limits.connections_per_minute):
+            refused(ctx, INFO.name, "webchat_connections")
+            raise web.HTTPTooManyRequests(text=ctx.messages("webchat.too_many_connections"))
+        origin = origin_of(address, ctx.config.api.service_token)
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
         await ws.prepare(request)
         self.sockets[client].add(ws)
@@ -134,17 +160,22 @@ class WebChatChannel:
                 if not text or len(text) > MAX_TEXT:
                     await ws.send_json({"type": "error", "message": ctx.messages("webchat.too_long", limit=MAX_TEXT)})
                     continue
+                if not self.messages.allow(address, self.limits.messages_per_minute):
+                    refused(ctx, INFO.name, "webchat_messages")
+                    await ws.send_json({"type": "error", "id": message_id, "message": ctx.messages("webchat.too_fast")})
+                    continue
 
                 async def ack(received: service.Received, message_id: Any = message_id) -> None:
                     await ws.send_json({"type": "ack", "id": message_id, "duplicate": received.duplicate})
 
                 own_id = f"{client}:{message_id}" if isinstance(message_id, str) and message_id else None
                 received = await service.receive(ctx, INFO.name, client, text, channel_message_id=own_id,
-                                                 metadata={"channel": INFO.name}, on_stored=ack)
+                                                 metadata={"channel": INFO.name}, remember={"origin": origin},
+                                                 on_stored=ack)
                 if received.duplicate:
                     await ack(received)
         finally:
-            self.sockets[client].discard(ws)
+            self._forget(client, ws)
         return ws
 
 
@@ -163,7 +194,7 @@ async def chat_asset(request: web.Request) -> web.FileResponse:
 
 class WebChatPlugin:
     info = INFO
-    config = None
+    config = WebChatConfig
 
     def setup(self, app: web.Application, ctx: AppContext) -> WebChatChannel:
         channel = WebChatChannel(ctx)
