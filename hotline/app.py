@@ -11,6 +11,7 @@ from aiohttp import web
 
 from hotline import reports
 from hotline.api import (  # noqa: F401  (routes register on import)
+    audit,
     auth_views,
     callbacks,
     canned,

@@ -62,7 +62,7 @@ async def test_every_change_has_one_audit_row_with_its_actor_and_one_live_event(
     await service.take_over(ctx, conv_id, agent)
     await service.agent_reply(ctx, conv_id, agent, "您好，我是客服")
     await service.hand_back(ctx, conv_id, agent)
-    await service.close(ctx, conv_id, agent)
+    await service.close(ctx, conv_id, staff["sup"])  # the bot has it again: a supervisor ends it
     await service.receive(ctx, "web", "resident-trail", "5")
 
     async with TestClient(TestServer(create_app(ctx))) as client:

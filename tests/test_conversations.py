@@ -139,6 +139,9 @@ async def test_handoff_take_over_reply_hand_back_close_and_rating(chat, ctx) -> 
         pass
     assert msg["text"] == "收到：谢谢"
 
+    # The bot serves it again: ending it is a supervisor's to do now, not the agent's.
+    assert (await client.post(f"/api/conversations/{conv.id}/close", headers=headers)).status == 403
+    headers = await login(client, "sup")
     assert (await client.post(f"/api/conversations/{conv.id}/close", headers=headers)).status == 200
     while "打分" not in (await _recv(ws, "message"))["text"]:
         pass

@@ -1,6 +1,9 @@
 """The resident beside the conversation (Chatwoot's contact panel): who they are, what they owe, their
 tickets, their previous conversations and calls, and the outage in their area.
 
+Each panel read is recorded in the read audit (查阅记录) before it is answered: the account, the phone, the
+conversation (and a WeChat user's openid), and each other account the WeChat user bound.
+
 Who the resident is, in order: the account the bot confirmed (Conversation.customer_id), the account a
 WeChat user bound (绑定户号), the account or phone the bot learned, a phone channel's caller number, the
 account on a ticket linked to the conversation. Every lookup is by an indexed column, so the panel stays
@@ -18,8 +21,9 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from hotline.api.customers import yuan
-from hotline.api.registry import AGENTS, ApiError, ctx_of, json_response, parse_query, path_id, route
+from hotline.api.customers import mask_name, yuan
+from hotline.api.registry import AGENTS, ApiError, actor_of, ctx_of, json_response, parse_query, path_id, route
+from hotline.audit.reads import Subject, audit_reads, endpoint_of
 from hotline.context import AppContext
 from hotline.customers import accounts
 from hotline.incidents import bindings
@@ -29,11 +33,6 @@ from models.ticket import OPEN_STATUSES
 
 PHONE_RE = re.compile(r"^\+?[0-9]{7,15}$")
 HISTORY = 10  # previous tickets, conversations and calls shown
-
-
-def mask_name(name: str) -> str:
-    """As the bot says it to a resident: the surname and a star per other character."""
-    return name[:1] + "*" * max(len(name) - 1, 1) if name else ""
 
 
 def as_phone(value: str | None) -> str | None:
@@ -190,6 +189,12 @@ async def conversation_context(request: web.Request) -> web.Response:
             customer, matched = await customer_by_account(session, account), "ticket"
         data = await resident_context(ctx, session, customer=customer, phone=phone,
                                       exclude_conversation=conv.id)
+    account = customer.account_number if customer is not None else None
+    await audit_reads(ctx, actor_of(request), endpoint_of(request), [
+        Subject(account_number=account, phone=phone, conversation_id=conv.id,
+                openid=conv.external_user if conv.channel == "wechat" else None),
+        *(Subject(account_number=c.account_number, conversation_id=conv.id) for c in bound
+          if c.account_number != account)])
     data["matched_by"] = matched if customer is not None else None
     data["bound_accounts"] = [{"account_number": c.account_number, "name": mask_name(c.name), "area": c.area}
                               for c in bound]
@@ -215,4 +220,6 @@ async def resident_by_contact(request: web.Request) -> web.Response:
     async with ctx.readers() as session:
         customer = await customer_by_account(session, query.account) or await customer_by_phone(session, phone)
         data = await resident_context(ctx, session, customer=customer, phone=phone, account=query.account)
+    await audit_reads(ctx, actor_of(request), endpoint_of(request), [
+        Subject(account_number=customer.account_number if customer else query.account, phone=phone)])
     return json_response(data)

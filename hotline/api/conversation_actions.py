@@ -44,7 +44,9 @@ async def hand_back(request: web.Request) -> web.Response:
     return await _run(service.hand_back(ctx_of(request), _id(request), actor_of(request)))
 
 
-@route("POST", "/api/conversations/{id}/close", "Close; the resident is asked for a rating", tag="conversations",
-       roles=AGENTS, errors=(401, 403, 404, 409))
+@route("POST", "/api/conversations/{id}/close",
+       "Close; the resident is asked for a rating. Only the serving agent, a supervisor or an admin may (403 "
+       "not_serving otherwise); an agent whose conversation a supervisor closes gets a notice",
+       tag="conversations", roles=AGENTS, errors=(401, 403, 404, 409))
 async def close(request: web.Request) -> web.Response:
     return await _run(service.close(ctx_of(request), _id(request), actor_of(request)))

@@ -1,4 +1,8 @@
-"""Read views over what the channels record: conversations, messages, calls, notices."""
+"""Read views over what the channels record: conversations, messages, calls, notices.
+
+Reads of a resident's data are recorded in the read audit before they are answered: one conversation
+with its messages, the call list (each resident in it), a recording, and a conversation search (q). The
+unfiltered conversation list is the agents' work queue, reloaded on every change, and is not recorded."""
 from __future__ import annotations
 
 import datetime as dt
@@ -21,9 +25,11 @@ from hotline.api.registry import (
     path_id,
     route,
 )
+from hotline.audit.reads import audit_reads, endpoint_of
+from hotline.audit.subjects import of_call, of_conversation
 from hotline.ivr.call_records import OUTBOUND_OUTCOMES
 from hotline.ivr.vocabulary import CALL_OUTCOMES
-from models import Call, Conversation, ConversationEvent, Message, Notification, Staff, Ticket
+from models import Call, Conversation, ConversationEvent, Customer, Message, Notification, Staff, Ticket
 
 ALL_CALL_OUTCOMES = CALL_OUTCOMES + tuple(o for o in OUTBOUND_OUTCOMES if o not in CALL_OUTCOMES)
 
@@ -100,6 +106,11 @@ async def list_conversations(request: web.Request) -> web.Response:
         stmt = await history_filters(ctx, session, stmt, query)
         found = (await session.execute(stmt)).scalars().all()
         names = await staff_names(session, {c.agent_id for c in found if c.agent_id})
+        accounts = await account_numbers(session, {c.customer_id for c in found if c.customer_id}) \
+            if query.q else {}
+    if query.q:  # a lookup of a resident, not the work queue
+        await audit_reads(ctx, actor_of(request), endpoint_of(request),
+                          [of_conversation(c, accounts.get(c.customer_id or 0)) for c in found])
     return json_response({"items": [{**conversation_json(c), "agent_name": names.get(c.agent_id or 0)}
                                     for c in found],
                           "next_before_id": found[-1].id if len(found) == query.limit else None})
@@ -125,6 +136,13 @@ async def history_filters(ctx: Any, session: Any, stmt: Any, query: Conversation
     return stmt
 
 
+async def account_numbers(session: Any, customer_ids: set[int]) -> dict[int, str]:
+    if not customer_ids:
+        return {}
+    return dict((await session.execute(select(Customer.id, Customer.account_number).where(
+        Customer.id.in_(customer_ids)))).all())
+
+
 async def staff_names(session: Any, ids: set[int]) -> dict[int, str]:
     if not ids:
         return {}
@@ -148,6 +166,9 @@ async def get_conversation(request: web.Request) -> web.Response:
         whispers = (await session.execute(select(ConversationEvent).where(
             ConversationEvent.conversation_id == conv.id, ConversationEvent.action == "whisper")
             .order_by(ConversationEvent.id))).scalars().all()
+        account = (await account_numbers(session, {conv.customer_id})).get(conv.customer_id) \
+            if conv.customer_id else None
+    await audit_reads(ctx, actor_of(request), endpoint_of(request), [of_conversation(conv, account, with_id=True)])
     data = conversation_json(conv)
     data["messages"] = [{**message_json(m), "sender_name": names.get(m.sender_id or 0)} for m in messages]
     data["agent_name"] = names.get(conv.agent_id or 0)
@@ -197,6 +218,7 @@ async def list_calls(request: web.Request) -> web.Response:
         stmt = stmt.where(Call.id < query.before_id)
     async with ctx.readers() as session:
         rows = (await session.execute(stmt)).all()
+    await audit_reads(ctx, actor_of(request), endpoint_of(request), [of_call(c) for c, _ in rows])
     return json_response({"items": [
         {"id": c.id, "sip_call_id": c.sip_call_id, "caller": c.caller, "callee": c.callee,
          "started_at": _iso(c.started_at), "answered_at": _iso(c.answered_at), "ended_at": _iso(c.ended_at),
@@ -221,6 +243,7 @@ async def call_recording(request: web.Request) -> web.StreamResponse:
     path = (ctx.config.var_dir / call.recording_path).resolve()
     if not path.is_relative_to(root) or not path.is_file():
         raise ApiError(404, "not_found", "the recording file is missing")
+    await audit_reads(ctx, actor_of(request), endpoint_of(request), [of_call(call, with_id=True)])
     return web.FileResponse(path, headers={"Content-Type": "audio/wav", "Cache-Control": "private, max-age=3600"})
 
 

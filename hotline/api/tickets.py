@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any, Literal
 
 from aiohttp import web
@@ -23,6 +24,8 @@ from hotline.api.registry import (
     parse_query,
     route,
 )
+from hotline.audit.reads import audit_reads, endpoint_of
+from hotline.audit.subjects import of_ticket
 from hotline.context import AppContext
 from hotline.tickets import lifecycle
 from hotline.tickets.lifecycle import STATUS_LABELS, TicketDraft
@@ -226,6 +229,8 @@ async def list_tickets(request: web.Request) -> web.Response:
         more = len(tickets) > query.limit
         tickets = tickets[:query.limit]
         depts, staff = await _names(session, tickets)
+    if query.account or query.phone or query.q:  # a lookup of a resident; the plain lists are the work queues
+        await audit_reads(ctx, actor, endpoint_of(request), [of_ticket(t) for t in tickets])
     return json_response({
         "items": [ticket_json(ctx, t, depts, staff, now) for t in tickets],
         "next_before_id": tickets[-1].id if more else None,
@@ -238,7 +243,10 @@ async def get_ticket(request: web.Request) -> web.Response:
     actor = actor_of(request)
     async with ctx.readers() as session:
         ticket = await lifecycle.get_ticket(session, request.match_info["number"], actor)
-        return json_response(await full_ticket_json(ctx, session, ticket, actor))
+        data = await full_ticket_json(ctx, session, ticket, actor)
+    subject = of_ticket(ticket)  # its contact name, phone and address: a read of the resident's data
+    await audit_reads(ctx, actor, endpoint_of(request), [replace(subject, ticket_number=ticket.number)])
+    return json_response(data)
 
 
 async def _act(request: web.Request, action: str, body: TicketAction) -> web.Response:

@@ -33,7 +33,17 @@ from hotline.events import publish_on_commit
 from hotline.incidents import doors as incident_doors
 from hotline.rasa.client import BotReply, BotUnavailable
 from hotline.tickets.lifecycle import MEDIA_KINDS, attach_media
-from models import AgentPresence, CallbackTask, Conversation, ConversationEvent, Customer, Message, Staff, Ticket
+from models import (
+    AgentPresence,
+    CallbackTask,
+    Conversation,
+    ConversationEvent,
+    Customer,
+    Message,
+    Notification,
+    Staff,
+    Ticket,
+)
 from models.ticket import OPEN_STATUSES
 
 log = logging.getLogger(__name__)
@@ -493,6 +503,30 @@ async def hand_back(ctx: AppContext, conv_id: int, agent: Actor) -> None:
     await _deliver(ctx, conv, [notice])
 
 
+CLOSERS = ("supervisor", "admin")  # who may close a conversation they do not serve
+
+
+def _check_closer(conv: Conversation, actor: Actor) -> None:
+    """Staff close only the conversation they serve; a supervisor or an admin closes any. Another agent's
+    live chat, a waiting resident and one the bot is serving are not an agent's to end."""
+    if not actor.is_staff or actor.role in CLOSERS or (conv.status == "agent" and conv.agent_id == actor.id):
+        return
+    raise ConversationError(403, "not_serving", "只有接待该会话的坐席、主管或管理员可以结束会话 "
+                                                "(only the agent serving this conversation, a supervisor or an "
+                                                "admin may close it)")
+
+
+def _tell_serving_agent(session: AsyncSession, conv: Conversation, actor: Actor, now: dt.datetime) -> None:
+    """A supervisor ended an agent's conversation: the agent hears it as a notice, live after commit.
+    The live event has no "kind": the metrics count a notice's kind as an escalation step."""
+    if conv.status != "agent" or conv.agent_id is None or conv.agent_id == actor.id:
+        return
+    text = f"{actor.name}结束了您接待的会话 #{conv.id}"
+    session.add(Notification(staff_id=conv.agent_id, kind="conversation_closed", message=text, created_at=now))
+    publish_on_commit(session, {"type": "notification", "staff_ids": [conv.agent_id], "message": text,
+                                "conversation_id": conv.id})
+
+
 async def close(ctx: AppContext, conv_id: int, actor: Actor) -> None:
     """Any open status → closed; the resident is asked for a rating on the same channel."""
     now = ctx.clock()
@@ -500,6 +534,8 @@ async def close(ctx: AppContext, conv_id: int, actor: Actor) -> None:
         conv = await _get(session, conv_id)
         if conv.status == "closed":
             raise ConversationError(409, "closed", "the conversation is closed already")
+        _check_closer(conv, actor)
+        _tell_serving_agent(session, conv, actor, now)
         before = conv.status
         conv.status, conv.closed_at, conv.rating_requested_at = "closed", now, now
         _change(session, conv, actor, "close", now, before, "conversation.closed", by=actor.name)
