@@ -20,7 +20,8 @@ from sqlalchemy import select
 
 from hotline.actors import Actor
 from hotline.context import AppContext
-from hotline.customers.accounts import current_outages, get_customer, statement
+from hotline.customers import disclosure, verification
+from hotline.customers.accounts import Statement, current_outages, get_customer, statement
 from hotline.ivr import call_records, speech
 from hotline.ivr.flows import Flow, Input, Menu, Node, Record
 from hotline.ivr.line import CallerHungUp, CallLine
@@ -52,6 +53,7 @@ class CallState:
     recording: str | None = None  # relative to the var directory
     arrears_fen: int = 0
     spoken: list[str] = field(default_factory=list)  # what the caller heard, in order
+    verified_for: str | None = None  # the account the caller proved to own during this call
 
 
 class FlowRunner:
@@ -219,6 +221,9 @@ class FlowRunner:
         assert self.state is not None
         return self.state.arrears_fen > 0
 
+    async def _discloses_amount_due(self) -> bool:
+        return self.ctx.config.privacy.anonymous_disclosure == disclosure.AMOUNT_DUE
+
     async def _caller_area_outage(self) -> bool:
         assert self.state is not None
         async with self.ctx.readers() as session:
@@ -238,19 +243,59 @@ class FlowRunner:
 
     # --- actions ----------------------------------------------------------------------------
 
+    def _resident(self) -> verification.Resident:
+        return verification.Resident(channel="phone", key=self.line.caller)
+
     async def _lookup_account(self, _args: dict[str, str]) -> str:
+        """found: the caller may hear the balance (their number is registered to the account, or they proved
+        it in this call); unverified: only the amount due, or a proof first; refused: too many accounts."""
         state = self.state
         assert state is not None
         account = state.vars["account"]
-        async with self.ctx.readers() as session:
-            customer = await get_customer(session, account) if account else None
-            if customer is None:
-                return "unknown"
-            found = await statement(session, customer, self.ctx.today())
-        state.account, state.arrears_fen = account, found.arrears_fen
-        state.vars.update(account_spoken=speech.digits(account), balance=speech.money(found.balance_fen),
-                          arrears=speech.money(found.arrears_fen), overdue_bills=speech.integer(found.overdue_bills))
-        return "found"
+        if not account:
+            return "unknown"
+        try:
+            async with self.ctx.sessions.begin() as session:
+                found = await disclosure.disclose(self.ctx, session, self._resident(), account)
+        except disclosure.TooManyLookups:
+            return "refused"
+        if found is None:
+            return "unknown"
+        state.account = account
+        state.vars.update(account_spoken=speech.digits(account), amount_due=speech.money(found.amount_due_fen))
+        if found.level == disclosure.FULL or state.verified_for == account:
+            self._full_statement(found.statement)
+            return "found"
+        return "unverified"
+
+    def _full_statement(self, found: Statement) -> None:
+        assert self.state is not None
+        self.state.arrears_fen = found.arrears_fen
+        self.state.vars.update(balance=speech.money(found.balance_fen), arrears=speech.money(found.arrears_fen),
+                               overdue_bills=speech.integer(found.overdue_bills))
+
+    async def _verify_caller(self, _args: dict[str, str]) -> str:
+        """The last four digits of a phone registered to the account just looked up, keyed as `proof`."""
+        state = self.state
+        assert state is not None
+        proof, account = state.vars["proof"], state.account
+        if not proof or not account:
+            return "skipped"
+        resident = self._resident()
+        try:
+            async with self.ctx.sessions.begin() as session:
+                customer, method = await verification.prove(
+                    session, self.ctx.config.privacy, resident, account, proof, self.ctx.clock(),
+                    self.ctx.messages("residents.too_many_proofs"))
+                found = await statement(session, customer, self.ctx.today()) if customer and method else None
+        except verification.TooManyProofs:
+            disclosure.refused(self.ctx, resident.channel, "proofs")
+            return "locked"
+        if found is None:
+            return "wrong"
+        state.verified_for = account
+        self._full_statement(found)
+        return "verified"
 
     async def _match_caller(self, _args: dict[str, str]) -> str:
         """The account typed in, else the one account the calling number belongs to."""
@@ -317,6 +362,7 @@ class FlowRunner:
 # The implementations of hotline/ivr/vocabulary.py's actions and conditions (a test checks they match).
 ACTIONS: dict[str, Callable[[FlowRunner, dict[str, str]], Awaitable[str]]] = {
     "lookup_account": FlowRunner._lookup_account,
+    "verify_caller": FlowRunner._verify_caller,
     "match_caller": FlowRunner._match_caller,
     "create_ticket": FlowRunner._create_ticket,
     "voicemail_ticket": FlowRunner._voicemail_ticket,
@@ -326,5 +372,6 @@ CONDITIONS: dict[str, Callable[[FlowRunner], Awaitable[bool]]] = {
     "business_hours": FlowRunner._business_hours,
     "agents_on_duty": FlowRunner._agents_on_duty,
     "has_arrears": FlowRunner._has_arrears,
+    "discloses_amount_due": FlowRunner._discloses_amount_due,
     "caller_area_outage": FlowRunner._caller_area_outage,
 }

@@ -82,7 +82,8 @@ async def test_a_known_outage_in_the_callers_area_comes_before_the_menu(ctx, pro
 
 
 async def test_an_unknown_account_is_asked_again_then_no_arrears(ctx, prompts, residents) -> None:
-    state, call, _ = await _call(ctx, prompts, "19999999999#3100000002#")
+    # 3100000002 is not the calling number's account: its registered phone's last four digits prove it.
+    state, call, _ = await _call(ctx, prompts, "19999999999#3100000002#9000#")
     heard = _heard(state)
     assert "没有找到这个户号" in heard and "您的预存余额为五十元" in heard and "您目前没有欠费" in heard
     assert call.account_number == "3100000002"
