@@ -29,7 +29,7 @@ const DONE = { comment: "备注已添加", assign: "已派单", start: "已开�
 // An escalation notice's level in words and colour (its kind is the escalation step's name).
 const NOTICE_LEVELS = { warning: ["预警", "warning"], response_overdue: ["响应超时", "overdue"], overdue: ["已超时", "overdue"],
   on_site_overdue: ["到场超时", "overdue"], overdue_level2: ["二级督办", "level2"], reopened: ["回访不满意重办", "level2"],
-  returned: ["退单待重派", "warning"], chase: ["人工督办", "level2"] };
+  returned: ["退单待重派", "warning"], chase: ["人工督办", "level2"], conversation_closed: ["会话已被结束", "warning"] };
 const ANSWERS = { satisfied: "满意", basically_satisfied: "基本满意", dissatisfied: "不满意", unclear: "未能识别",
   unreachable: "未联系上" };
 const OUTCOMES = { self_served: "自助服务", ticket: "已建工单", transferred: "已转人工", voicemail: "语音留言",
@@ -40,7 +40,8 @@ const ERRORS = {
   missing_note: "请填写说明", missing_assignee: "请选择责任人", missing_reached: "请选择是否联系上居民",
   unknown_account: "户号不存在", invalid_phone: "电话号码格式不正确", unknown_assignee: "责任人不存在或已停用",
   linked_elsewhere: "该工单已关联其他会话", not_found: "记录不存在或无权查看", unauthenticated: "请先登录",
-  invalid_input: "填写的内容有误",
+  invalid_input: "填写的内容有误", not_serving: "只有接待该会话的坐席、主管或管理员可以结束会话",
+  query_too_short: "请输入至少两个字的姓名或地址，或完整的户号、电话号码",
 };
 
 class ApiFailure extends Error {
@@ -174,7 +175,7 @@ function route() {
   if (target !== view) { location.hash = target; return; }
   S.view = target;
   for (const a of document.querySelectorAll("[data-nav]")) a.classList.toggle("current", a.dataset.nav === target);
-  for (const name of ["queue", "tickets", "calls", "callbacks", "reports", "notices", "history", "search", "supervise", "incidents"]) $(`${name}-view`).hidden = name !== target;
+  for (const name of ["queue", "tickets", "calls", "callbacks", "reports", "notices", "history", "search", "supervise", "incidents", "audit"]) $(`${name}-view`).hidden = name !== target;
   if (target === "queue") { loadQueue(); if (arg) openConversation(Number(arg)); }
   if (target === "tickets") { loadTickets(); if (arg) openTicket(arg); window.Gov12345?.failed(); }
   if (target === "calls") loadCalls();
@@ -182,6 +183,7 @@ function route() {
   if (target === "notices") loadNotices();
   if (target === "reports") window.HotlineReports?.show(S.me, S.meta);
   if (target === "incidents") window.HotlineIncidents?.show({ api, toast, fmtTime, me: S.me, meta: S.meta });
+  if (target === "audit") window.HotlineAudit?.show();  // 查阅记录
   window.HotlineShift?.show(target, arg);  // 会话记录, 搜索, 坐席监控
 }
 window.addEventListener("hashchange", route);
@@ -342,7 +344,7 @@ function renderConversationHead() {
   $("conv-meta").textContent = bits.join(" · ");
   $("take-over").hidden = !["waiting", "bot"].includes(c.status);
   $("hand-back").hidden = !(mine || oversee);
-  $("close-conv").hidden = c.status === "closed";
+  $("close-conv").hidden = !(mine || (c.status !== "closed" && can("supervisor", "admin")));  // others' are not an agent's to end
   $("reply-form").hidden = !mine;  // a supervisor whispers or takes over; the resident hears one person
   $("new-ticket").hidden = false;
 }

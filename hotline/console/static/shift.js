@@ -214,6 +214,7 @@ window.HotlineShift = (() => {
       parts.push(section("账户", fields([["户号", c.account_number], ["户名", c.name], ["地址", c.address], ["片区", c.area],
         ["电话", c.phones.join("、")], ["水表", `${c.meter.model} DN${c.meter.size_dn} · ${c.meter.serial}`],
         ["状态", c.status === "active" ? "正常用水" : c.status]]),
+      window.HotlineAudit?.revealControl(c.account_number),  // 显示全名, for a recorded reason
       el("p", { class: "meta", text: MATCHED[d.matched_by] || "" }),
       (d.bound_accounts || []).length ? el("p", { class: "meta bound", text: `微信绑定：${d.bound_accounts
         .map((a) => `${a.account_number}（${a.name}）`).join("、")}` }) : null));
@@ -402,7 +403,8 @@ window.HotlineShift = (() => {
     const groups = [];
     if (d.accounts.length) {
       groups.push(section(`户号（${d.accounts.length}）`, el("ul", { class: "ctx-list" }, ...d.accounts.map((a) => el("li", {},
-        el("a", { href: `#search/${a.account_number}`, text: a.account_number }), ` ${a.name} · ${a.area} · ${a.address}`)))));
+        el("a", { href: `#search/${a.account_number}`, text: a.account_number }), ` ${a.name} `,
+        window.HotlineAudit?.revealControl(a.account_number), ` · ${a.area} · ${a.address}`)))));
     }
     if (d.tickets.length) {
       groups.push(section(`工单（${d.tickets.length}）`, el("table", { class: "grid" },
