@@ -27,6 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command")
     sub.add_parser("serve", help="start the service (the default)")
     sub.add_parser("migrate", help="bring the database schema up to date")
+    init = sub.add_parser("init", help="create the first admin with a generated password (printed once)")
+    init.add_argument("--name", default="admin", help="the admin's user name (default: admin)")
     demo = sub.add_parser("seed-demo", help="fill an empty database with demo accounts, staff and tickets")
     demo.add_argument("--accounts", type=int, default=3000)
     add = sub.add_parser("adduser", help="create a staff member or reset one (password on stdin)")
@@ -41,9 +43,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _migrate(config) -> None:
+    from hotline.private_files import protect
     from models.migrate import upgrade
-    config.var_dir.mkdir(parents=True, exist_ok=True)
+    protect(config)
     upgrade(config.database_url)
+    protect(config)  # the SQLite file just made
 
 
 def _read_password() -> str:
@@ -56,6 +60,7 @@ def _read_password() -> str:
 
 
 async def _adduser(config, args) -> str:
+    from hotline.auth.production import refuse_demo_password
     from hotline.auth.staff import upsert_staff
     from hotline.context import build_context
     from hotline.tickets.departments import sync_departments
@@ -63,10 +68,42 @@ async def _adduser(config, args) -> str:
     try:
         async with ctx.sessions.begin() as session:
             await sync_departments(session, ctx.router)
-            staff = await upsert_staff(session, args.name, _read_password(), args.role,
+            password = _read_password()
+            refuse_demo_password(config, password)
+            staff = await upsert_staff(session, args.name, password, args.role,
                                        args.display_name, args.department)
             await sync_departments(session, ctx.router)
         return f"staff {staff.username} ({staff.role}) saved"
+    finally:
+        await ctx.engine.dispose()
+
+
+async def _init(config, name: str) -> str:
+    from hotline.auth.staff import create_first_admin
+    from hotline.context import build_context
+    from hotline.tickets.departments import sync_departments
+    ctx = build_context(config)
+    try:
+        async with ctx.sessions.begin() as session:
+            await sync_departments(session, ctx.router)
+            password = await create_first_admin(session, name)
+        return (f"admin {name!r} created with the password\n\n    {password}\n\n"
+                "It is shown this once and stored only as a hash: note it now, sign in at /console "
+                "and add the other staff (adduser).")
+    finally:
+        await ctx.engine.dispose()
+
+
+async def _check_production(config) -> None:
+    """A production start is refused while a demo password opens the console."""
+    from hotline.auth import production
+    from hotline.context import build_context
+    if not production.is_production(config):
+        return
+    ctx = build_context(config)
+    try:
+        async with ctx.readers() as session:
+            await production.check_staff(session)
     finally:
         await ctx.engine.dispose()
 
@@ -102,6 +139,7 @@ def _serve(config) -> None:
     from hotline.app import create_app
     from hotline.context import build_context
     config.bot.check(config.database_url)  # e.g. several Rasa workers without shared stores: refused here
+    asyncio.run(_check_production(config))  # e.g. a demo password in production: refused here
     ctx = build_context(config)
     if config.sip.enabled:
         from hotline.ivr.service import load_configured_flow
@@ -113,17 +151,24 @@ def _serve(config) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from hotline import private_files, redact
+    private_files.restrict_umask()  # before any file is made: the database, recordings, keys are the service's
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install()  # phone numbers, openids and tokens masked in every log line, whatever wrote it
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
+        from hotline.auth.production import environment
+        environment(config)  # a typo in [service] environment stops here
         command = args.command or "serve"
         _migrate(config)
         if command == "serve":
             _serve(config)
         elif command == "migrate":
             print("database schema is up to date")
+        elif command == "init":
+            print(asyncio.run(_init(config, args.name)))
         elif command == "seed-demo":
             print(asyncio.run(_seed(config, args.accounts)))
         elif command == "adduser":

@@ -23,6 +23,8 @@ class ServiceConfig:
     messages_file: str = "config/messages.yml"  # every word residents hear or read from the service
     incidents_file: str = "config/incidents.yml"  # incident detection rules and area words
     watch_words_file: str = "config/watch_words.yml"  # public-opinion watch (舆情)
+    # development (the demo) or production: refuses demo passwords, turns on Secure cookies and HSTS.
+    environment: str = "development"
 
 
 @dataclasses.dataclass

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from unittest import mock
 
+import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from hotline.api.auth_views import client_address
+from hotline.api.client_address import client_address, resolve
 from hotline.auth import sessions as staff_sessions
 from hotline.auth.throttle import LoginThrottle, address_key
 from models import Customer
@@ -118,8 +119,14 @@ async def test_department_staff_may_not_read_customers(client, ctx) -> None:
 
 
 def _from(address: str) -> dict[str, str]:
-    """A request that came through the reverse proxy on this host from `address`."""
+    """A request that came through the reverse proxy on this host from `address` (see _behind_proxy)."""
     return {"X-Forwarded-For": address}
+
+
+@pytest.fixture
+def _behind_proxy(ctx) -> None:
+    """The test client's 127.0.0.1 is a reverse proxy the service trusts ([http] trusted_proxies)."""
+    ctx.config.http.trusted_proxies = "127.0.0.1,::1"
 
 
 async def _sign_in(client, username: str, password: str, address: str):
@@ -128,7 +135,7 @@ async def _sign_in(client, username: str, password: str, address: str):
     return resp.status, await resp.json(), resp.headers.get("Retry-After")
 
 
-async def test_lockout_answers_the_same_for_unknown_and_known_names(client, monkeypatch) -> None:
+async def test_lockout_answers_the_same_for_unknown_and_known_names(client, monkeypatch, _behind_proxy) -> None:
     kdf_runs: list[str] = []
     real_verify = staff_sessions.verify_password
 
@@ -151,7 +158,7 @@ async def test_lockout_answers_the_same_for_unknown_and_known_names(client, monk
     assert kdf_runs == ["real"] * 5 + ["dummy"] * 5
 
 
-async def test_a_lockout_slows_the_attacker_not_the_staff_member(client) -> None:
+async def test_a_lockout_slows_the_attacker_not_the_staff_member(client, _behind_proxy) -> None:
     attacker, office = "203.0.113.7", "198.51.100.20"
     for _ in range(5):
         assert (await _sign_in(client, "sup", "guess", attacker))[0] == 401
@@ -165,7 +172,7 @@ async def test_a_lockout_slows_the_attacker_not_the_staff_member(client) -> None
     assert (await _sign_in(client, "agent1", PASSWORD, office))[0] == 200
 
 
-def test_only_a_proxy_on_this_host_may_say_who_it_forwards_for() -> None:
+def test_only_a_trusted_proxy_may_say_who_it_forwards_for() -> None:
     def request(peer: str, forwarded: str | None):
         transport = mock.Mock()
         transport.get_extra_info.side_effect = lambda name, default=None: (peer, 40000) if name == "peername" \
@@ -173,14 +180,20 @@ def test_only_a_proxy_on_this_host_may_say_who_it_forwards_for() -> None:
         headers = {"X-Forwarded-For": forwarded} if forwarded else {}
         return make_mocked_request("POST", "/api/auth/login", headers=headers, transport=transport)
 
-    assert client_address(request("127.0.0.1", "10.0.0.1, 203.0.113.7")) == "203.0.113.7"  # what the proxy saw
-    assert client_address(request("::1", "2001:db8::5")) == "2001:db8::5"
-    assert client_address(request("127.0.0.1", "not an address")) == "127.0.0.1"
-    assert client_address(request("198.51.100.3", "203.0.113.7")) == "198.51.100.3"  # anyone could claim that
-    assert client_address(request("198.51.100.3", None)) == "198.51.100.3"
+    trusted = "127.0.0.1, ::1, 10.0.0.0/8"
+    # What the proxy saw: the right-most entry that is not one of our proxies; the client's own entries are not.
+    assert client_address(request("127.0.0.1", "10.9.9.9, 203.0.113.7"), trusted) == "203.0.113.7"
+    assert client_address(request("127.0.0.1", "198.51.100.66, 203.0.113.7, 10.0.0.2"), trusted) == "203.0.113.7"
+    assert client_address(request("::1", "2001:db8::5"), trusted) == "2001:db8::5"
+    assert resolve(request("127.0.0.1", "not an address"), trusted) == ("127.0.0.1", False)
+    assert resolve(request("127.0.0.1", None), trusted) == ("127.0.0.1", False)  # a proxy that names nobody
+    assert client_address(request("198.51.100.3", "203.0.113.7"), trusted) == "198.51.100.3"  # anyone could
+    assert client_address(request("198.51.100.3", None), trusted) == "198.51.100.3"
+    # No trusted proxies (the default): even a peer on this host is only itself.
+    assert resolve(request("127.0.0.1", "203.0.113.7"), "") == ("127.0.0.1", True)
 
 
-async def test_successful_sign_ins_do_not_use_up_an_offices_address(client) -> None:
+async def test_successful_sign_ins_do_not_use_up_an_offices_address(client, _behind_proxy) -> None:
     office = "198.51.100.20"
     for _ in range(40):
         assert (await _sign_in(client, "agent1", PASSWORD, office))[0] == 200

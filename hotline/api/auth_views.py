@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 import math
 import weakref
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from hotline.api import client_address
 from hotline.api.registry import ALL_STAFF, STAFF_SESSION, ApiError, actor_of, ctx_of, json_response, parse_body, route
+from hotline.auth import production
 from hotline.auth import sessions as staff_sessions
 from hotline.auth.throttle import LoginThrottle
 
@@ -22,26 +23,6 @@ class Login(BaseModel):
     model_config = ConfigDict(extra="forbid")
     username: str = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=256)
-
-
-def client_address(request: web.Request) -> str:
-    """The caller's address; behind a reverse proxy on this host, the one it saw (last X-Forwarded-For).
-
-    Only a peer on loopback is trusted to say who it forwards for: anyone else
-    could name any address and dodge the throttle.
-    """
-    peer = request.remote or ""
-    try:
-        trusted = ipaddress.ip_address(peer).is_loopback
-    except ValueError:
-        trusted = False
-    if trusted:
-        forwarded = ",".join(request.headers.getall("X-Forwarded-For", [])).split(",")[-1].strip()
-        try:
-            return str(ipaddress.ip_address(forwarded))
-        except ValueError:
-            pass
-    return peer
 
 
 def _throttle(request: web.Request) -> LoginThrottle:
@@ -58,7 +39,9 @@ def _throttle(request: web.Request) -> LoginThrottle:
 async def login(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     body = await parse_body(request, Login)
-    throttle, address = _throttle(request), client_address(request)
+    # Behind a trusted proxy that names nobody the address is unknown (None): only the name is counted.
+    seen, known = client_address.resolve(request, ctx.config.http.trusted_proxies)
+    throttle, address = _throttle(request), seen if known else None
     wait = throttle.begin(body.username, address)
     if wait:
         refused = json_response({"error": {"code": "locked", "message": LOCKED_MESSAGE}}, status=429)
@@ -78,7 +61,7 @@ async def login(request: web.Request) -> web.Response:
     response = json_response({"username": signed.staff.username, "display_name": signed.staff.display_name,
                               "role": signed.staff.role, "csrf_token": signed.csrf_token})
     response.set_cookie(staff_sessions.COOKIE, signed.token, httponly=True, samesite="Strict",
-                        secure=ctx.config.http.secure_cookies, path="/",
+                        secure=production.secure_cookies(ctx.config), path="/",
                         max_age=ctx.config.http.session_hours * 3600)
     return response
 

@@ -6,28 +6,33 @@ import hmac
 import logging
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import unquote_plus
 
 from aiohttp import web
 from aiohttp.web_log import AccessLogger
 
 from hotline.actors import SERVICE
-from hotline.api.registry import ACTOR, STAFF_SESSION, ApiError, Handler, ctx_of, json_response
+from hotline.api.registry import ACTOR, CTX, STAFF_SESSION, ApiError, Handler, ctx_of, json_response
+from hotline.auth import production
 from hotline.auth import sessions as staff_sessions
 from hotline.errors import Refused
+from hotline.redact import redact_url
 from hotline.tickets.lifecycle import TicketError
 
 log = logging.getLogger(__name__)
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-# Query parameters whose values never reach the access log: WeChat's signatures, the values they sign,
-# the verification echo, and the resident's openid.
-SECRET_QUERY_KEYS = frozenset({"signature", "msg_signature", "timestamp", "nonce", "echostr", "openid"})
 # On every response: browsers must not guess a JSON or text answer into HTML or script.
 ALWAYS_HEADERS = {"X-Content-Type-Options": "nosniff"}
 # On the API and the console: no framing (click-jacking), no URLs leaked to other sites.
 # (The web chat page may be embedded in the utility's own site, so it is left frameable.)
 STAFF_HEADERS = {"Referrer-Policy": "same-origin", "X-Frame-Options": "DENY"}
+
+
+def same_secret(given: str, expected: str) -> bool:
+    """Constant-time comparison of a sent token with ours; any header text (non-ASCII too) is just wrong.
+
+    hmac.compare_digest raises TypeError on a non-ASCII str, which would be a 500."""
+    return hmac.compare_digest(given.encode("utf-8", "surrogateescape"), expected.encode("utf-8", "surrogateescape"))
 
 
 def _error(status: int, code: str, message: str, details: object = None) -> web.Response:
@@ -41,6 +46,9 @@ def _security_headers(request: web.Request, response: web.StreamResponse) -> Non
     if response.prepared:  # a WebSocket or a stream: its headers are already sent
         return
     headers = dict(ALWAYS_HEADERS)
+    ctx = request.app.get(CTX)
+    if ctx is not None and production.is_production(ctx.config):
+        headers["Strict-Transport-Security"] = production.HSTS
     if request.path.startswith(("/api/", "/console")):
         headers.update(STAFF_HEADERS)
     for name, value in headers.items():
@@ -87,7 +95,7 @@ async def authenticate(request: web.Request) -> None:
     if header:
         scheme, _, token = header.partition(" ")
         expected = ctx.config.api.service_token
-        if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(token.strip(), expected):
+        if scheme.lower() != "bearer" or not expected or not same_secret(token.strip(), expected):
             raise ApiError(401, "invalid_token", "the bearer token is not valid")
         request[ACTOR] = SERVICE
         return
@@ -118,34 +126,28 @@ def guard(handler: Handler, roles: frozenset[str] | None) -> Handler:
         sess = request.get(STAFF_SESSION)
         if sess is not None and request.method in UNSAFE:
             sent = request.headers.get("X-CSRF-Token", "")
-            if not hmac.compare_digest(sent, sess.csrf_token):
+            if not same_secret(sent, sess.csrf_token):
                 raise ApiError(403, "csrf", "missing or wrong X-CSRF-Token header")
         return await handler(request)
     return guarded
 
 
-def redact_query(text: str) -> str:
-    """`text` (a request line, a URL) with the values of SECRET_QUERY_KEYS replaced by "-"."""
-    head, sep, rest = text.partition("?")
-    if not sep:
-        return text
-    query, space, tail = rest.partition(" ")  # a request line goes on with " HTTP/1.1"
-    parts = []
-    for item in query.split("&"):
-        key, eq, _ = item.partition("=")
-        parts.append(f"{key}=-" if eq and unquote_plus(key).lower() in SECRET_QUERY_KEYS else item)
-    return f"{head}?{'&'.join(parts)}{space}{tail}"
-
-
 class RedactingAccessLogger(AccessLogger):
-    """aiohttp's access log (same format) without WeChat's signatures, nonces and the like.
+    """aiohttp's access log (same format) without personal values or secrets (hotline/redact.py).
 
-    The default log writes each request line with its query string, and a captured
-    signature, timestamp and nonce is what a replay needs; run_hotline.py passes this
-    class to web.run_app.
+    The default log writes each request line with its query string and path: a web-chat
+    client id (the only key to that chat's history), a phone or account number searched
+    for, a survey link's token, WeChat's signature, timestamp and nonce (what a replay
+    needs). Here every query value is dropped and identifier or token path segments are
+    replaced, in the request line and the Referer; run_hotline.py passes this class to
+    web.run_app.
     """
 
     def _format_line(self, request: Any, response: web.StreamResponse,
                      time: float) -> Iterable[tuple[str | tuple[str, str], str]]:
-        return [(key, redact_query(value) if isinstance(value, str) else value)
+        return [(key, redact_url(value) if isinstance(value, str) and key in URL_KEYS else value)
                 for key, value in super()._format_line(request, response, time)]
+
+
+# The access log's fields that hold a URL: the request line (%r) and the Referer header.
+URL_KEYS = ("first_request_line", ("request_header", "Referer"))

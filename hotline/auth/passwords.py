@@ -1,7 +1,10 @@
 """Password hashes with scrypt (a memory-hard KDF from the standard library).
 
-Hashing takes tens of milliseconds on purpose, so it runs in a worker thread
-and never blocks the event loop.
+N=2^17, r=8, p=1 (OWASP's recommendation): 128 MiB and about half a second per
+hash on this hardware, so it runs in a worker thread, never on the event loop,
+and at most KDF_SLOTS at once (a burst of sign-ins must not take gigabytes).
+Hashes made with older, cheaper parameters still verify, and `needs_rehash`
+tells sign-in to store a new one.
 """
 from __future__ import annotations
 
@@ -10,32 +13,54 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
 
-N, R, P = 2**14, 8, 1
+N, R, P = 2**17, 8, 1
 SCHEME = "scrypt"
+MAX_N = 2**20  # a stored hash asking for more is refused rather than allowed to take gigabytes
+KDF_SLOTS = 2
+
+
+def _maxmem(n: int, r: int, p: int) -> int:
+    """scrypt's memory, 128·r·(n + p + 2) bytes, with room to spare (OpenSSL's default cap is 32 MiB)."""
+    return 128 * r * (n + p + 2) + 1024 * 1024
+
+
+_slots = threading.BoundedSemaphore(KDF_SLOTS)
 
 
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
 
+def _scrypt(password: str, salt: bytes, n: int, r: int, p: int, dklen: int) -> bytes:
+    with _slots:
+        return hashlib.scrypt(password.encode("utf-8", "surrogatepass"), salt=salt, n=n, r=r, p=p, dklen=dklen,
+                              maxmem=_maxmem(n, r, p))
+
+
 def hash_password_sync(password: str) -> str:
     salt = secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode("utf-8"), salt=salt, n=N, r=R, p=P, dklen=32)
+    digest = _scrypt(password, salt, N, R, P, 32)
     return f"{SCHEME}${N}${R}${P}${_b64(salt)}${_b64(digest)}"
 
 
 def verify_password_sync(password: str, stored: str) -> bool:
     try:
         scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != SCHEME:
+        if scheme != SCHEME or int(n) > MAX_N or int(r) > 32 or int(p) > 16:
             return False
         expected = base64.b64decode(digest)
-        actual = hashlib.scrypt(password.encode("utf-8"), salt=base64.b64decode(salt),
-                                n=int(n), r=int(r), p=int(p), dklen=len(expected))
-    except (ValueError, TypeError):
+        actual = _scrypt(password, base64.b64decode(salt), int(n), int(r), int(p), len(expected))
+    except (ValueError, TypeError, MemoryError):
         return False
     return hmac.compare_digest(actual, expected)
+
+
+def needs_rehash(stored: str) -> bool:
+    """True for a hash made with other parameters than today's (sign-in then stores a new one)."""
+    parts = stored.split("$")
+    return len(parts) != 6 or parts[:4] != [SCHEME, str(N), str(R), str(P)]
 
 
 async def hash_password(password: str) -> str:

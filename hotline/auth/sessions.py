@@ -10,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
-from hotline.auth.passwords import DUMMY_HASH, verify_password
+from hotline.auth.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
 from models import Staff, StaffSession
 
 COOKIE = "hotline_session"
@@ -31,7 +31,8 @@ class SignedIn:
 
 
 def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode("ascii")).hexdigest()
+    # Any cookie text hashes (non-ASCII too): it then simply matches no session.
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
 
 
 def actor_for(staff: Staff) -> Actor:
@@ -46,6 +47,9 @@ async def sign_in(session: AsyncSession, username: str, password: str, now: dt.d
     Repeated failures are throttled by the caller per name and address
     (hotline.auth.throttle), never by locking the account, so nobody can lock a
     staff member out and a lock-out says nothing about which names exist.
+    A right password stored with older scrypt parameters is hashed again with today's,
+    and every expired session (of anyone) is deleted: sign-in is when sessions are made,
+    so it is where they are cleared.
     """
     staff = (await session.execute(select(Staff).where(Staff.username == username))).scalar_one_or_none()
     if staff is None or not staff.active:
@@ -53,6 +57,9 @@ async def sign_in(session: AsyncSession, username: str, password: str, now: dt.d
         raise LoginError("用户名或密码错误", "bad_credentials")
     if not await verify_password(password, staff.password_hash):
         raise LoginError("用户名或密码错误", "bad_credentials")
+    if needs_rehash(staff.password_hash):
+        staff.password_hash = await hash_password(password)
+    await purge_expired(session, now)
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
     session.add(StaffSession(token_hash=_hash(token), staff_id=staff.id, csrf_token=csrf,
                              created_at=now, expires_at=now + lifetime))
@@ -75,8 +82,10 @@ async def sign_out(session: AsyncSession, token: str) -> None:
     await session.execute(delete(StaffSession).where(StaffSession.token_hash == _hash(token)))
 
 
-async def purge_expired(session: AsyncSession, now: dt.datetime) -> None:
-    await session.execute(delete(StaffSession).where(StaffSession.expires_at <= now))
+async def purge_expired(session: AsyncSession, now: dt.datetime) -> int:
+    """Delete every expired session; returns how many went."""
+    result = await session.execute(delete(StaffSession).where(StaffSession.expires_at <= now))
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def set_password(session: AsyncSession, staff: Staff, password_hash: str) -> None:

@@ -1,7 +1,9 @@
 """Staff accounts: the one place they are created or changed."""
 from __future__ import annotations
 
-from sqlalchemy import select
+import secrets
+
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.auth.passwords import hash_password
@@ -42,3 +44,15 @@ async def upsert_staff(session: AsyncSession, username: str, password: str, role
             staff.display_name = display_name
     await session.flush()
     return staff
+
+
+async def create_first_admin(session: AsyncSession, username: str = "admin") -> str:
+    """The first admin of a new installation, with a generated password (returned, to be shown once).
+
+    Refused once any admin exists: resetting a password is adduser's job, by someone who knows it."""
+    admins = (await session.execute(select(func.count()).select_from(Staff).where(Staff.role == "admin"))).scalar_one()
+    if admins:
+        raise StaffError("an admin already exists; use adduser to add or reset staff")
+    password = secrets.token_urlsafe(15)  # 20 characters, 120 bits
+    await upsert_staff(session, username, password, "admin", display_name="管理员")
+    return password

@@ -14,9 +14,16 @@ for every name alike, in this process's memory:
 An attempt is counted when it starts, so parallel guesses cannot slip past the
 limit; a successful sign-in clears its pair and gives its attempt back to the
 address (without wiping the address's count, which an attacker with an account
-of their own could otherwise do between guesses). The memory holds at most
-`max_entries` counters, least recently used dropped first. Several service
-processes each count on their own.
+of their own could otherwise do between guesses). Several service processes
+each count on their own.
+
+Memory is bounded without letting an attacker wash locks away: a barred address
+gets its answer before any counter is made for the name it tries (so a flood of
+new names from it costs nothing), and when `max_entries` counters are held, the
+least recently used *unbarred* counters go first; a lock is dropped only when
+nothing else is left, oldest first. Behind a reverse proxy that does not say who
+it forwards for, the address is unknown (`address=None`): only the pair is
+counted, so one attacker cannot lock out everyone behind the proxy.
 """
 from __future__ import annotations
 
@@ -60,45 +67,82 @@ class LoginThrottle:
         self.window, self.lockout = window, max(lockout, window)
         self.max_entries = max_entries
         self.now = now
-        self._counters: OrderedDict[tuple[str, ...], _Counter] = OrderedDict()
+        self._counters: OrderedDict[tuple[str, ...], _Counter] = OrderedDict()  # unbarred, least recent first
+        self._locks: OrderedDict[tuple[str, ...], _Counter] = OrderedDict()  # barred, oldest lock first
+
+    def __len__(self) -> int:
+        return len(self._counters) + len(self._locks)
 
     @staticmethod
-    def _keys(username: str, address: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        where = address_key(address)
-        return ("pair", username.strip().casefold(), where), ("address", where)
+    def _keys(username: str, address: str | None) -> tuple[tuple[str, ...], tuple[str, ...] | None]:
+        where = address_key(address) if address is not None else "unknown"
+        pair = ("pair", username.strip().casefold(), where)
+        return pair, (("address", where) if address is not None else None)
+
+    def _expire_locks(self, now: float) -> None:
+        while self._locks:
+            key, counter = next(iter(self._locks.items()))
+            if counter.locked_until > now:
+                return
+            del self._locks[key]
+
+    def _lock_wait(self, key: tuple[str, ...] | None, now: float) -> float:
+        counter = self._locks.get(key) if key is not None else None
+        return counter.locked_until - now if counter is not None and counter.locked_until > now else 0.0
 
     def _counter(self, key: tuple[str, ...], now: float) -> _Counter:
         counter = self._counters.get(key)
-        if counter is None or (counter.window_ends <= now and counter.locked_until <= now):
+        if counter is None or counter.window_ends <= now:
             counter = _Counter(0, now + self.window)
         self._counters[key] = counter
         self._counters.move_to_end(key)
-        while len(self._counters) > self.max_entries:
-            self._counters.popitem(last=False)
         return counter
 
-    def begin(self, username: str, address: str) -> float:
-        """Count an attempt; or, while the pair or the address is barred, the seconds left (nothing counted)."""
+    def _lock(self, key: tuple[str, ...], counter: _Counter, now: float) -> None:
+        counter.locked_until = now + self.lockout
+        self._counters.pop(key, None)
+        self._locks[key] = counter
+
+    def _bound(self) -> None:
+        while len(self) > self.max_entries:
+            if self._counters:
+                self._counters.popitem(last=False)
+            else:
+                self._locks.popitem(last=False)
+
+    def begin(self, username: str, address: str | None) -> float:
+        """Count an attempt; or, while the pair or the address is barred, the seconds left (nothing counted).
+
+        `address` None: the client's address is unknown (a proxy that names nobody); only the pair counts."""
         now = self.now()
+        self._expire_locks(now)
         pair_key, address_key_ = self._keys(username, address)
-        pair, where = self._counter(pair_key, now), self._counter(address_key_, now)
-        wait = max(pair.locked_until, where.locked_until) - now
+        wait = max(self._lock_wait(address_key_, now), self._lock_wait(pair_key, now))
         if wait > 0:
-            return wait
+            return wait  # barred: no counter is made or touched
+        pair = self._counter(pair_key, now)
         pair.attempts += 1
-        where.attempts += 1
         if pair.attempts >= self.pair_limit:
-            pair.locked_until = now + self.lockout
-        if where.attempts >= self.address_limit:
-            where.locked_until = now + self.lockout
+            self._lock(pair_key, pair, now)
+        if address_key_ is not None:
+            where = self._counter(address_key_, now)
+            where.attempts += 1
+            if where.attempts >= self.address_limit:
+                self._lock(address_key_, where, now)
+        self._bound()
         return 0.0
 
-    def succeeded(self, username: str, address: str) -> None:
+    def succeeded(self, username: str, address: str | None) -> None:
         """The attempt was right: forget the pair, give the attempt back to the address."""
         pair_key, address_key_ = self._keys(username, address)
         self._counters.pop(pair_key, None)
-        where = self._counters.get(address_key_)
+        self._locks.pop(pair_key, None)
+        if address_key_ is None:
+            return
+        where = self._counters.get(address_key_) or self._locks.get(address_key_)
         if where is not None:
             where.attempts = max(where.attempts - 1, 0)
-            if where.attempts < self.address_limit:
+            if where.attempts < self.address_limit and address_key_ in self._locks:
                 where.locked_until = 0.0
+                del self._locks[address_key_]
+                self._counters[address_key_] = where

@@ -69,7 +69,8 @@ def verify(ctx: AppContext, token: str, now: dt.datetime) -> int | None:
     """The task id of a genuine, unexpired token; None otherwise."""
     try:
         task_id, expires, mac = token.split(".")
-        ok = hmac.compare_digest(mac, _mac(ctx, f"{task_id}.{expires}"))
+        # As bytes: a non-ASCII str would make compare_digest raise TypeError (a 500), not just differ.
+        ok = hmac.compare_digest(mac.encode("utf-8", "surrogateescape"), _mac(ctx, f"{task_id}.{expires}").encode())
         return int(task_id) if ok and now.timestamp() < int(expires) else None
     except ValueError:
         return None

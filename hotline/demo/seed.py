@@ -13,7 +13,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import SYSTEM
+from hotline.auth.production import is_production
 from hotline.auth.staff import upsert_staff
+from hotline.config import ConfigError
 from hotline.context import AppContext
 from hotline.tickets.departments import sync_departments
 from hotline.tickets.lifecycle import TicketDraft, create_ticket, transition
@@ -21,6 +23,7 @@ from models import Bill, Customer, CustomerPhone, Outage, Payment
 
 TOWN = yaml.safe_load((Path(__file__).resolve().parent / "town.yml").read_text(encoding="utf-8"))
 DEMO_PASSWORD: str = TOWN["password"]
+DEMO_PASSWORDS: frozenset[str] = frozenset({DEMO_PASSWORD})  # public: refused in production
 PRICE_FEN_PER_M3: int = TOWN["price_fen_per_m3"]  # residential water price incl. sewage charge
 AREAS: list[str] = TOWN["areas"]
 STREETS: dict[str, list[str]] = TOWN["streets"]
@@ -42,7 +45,12 @@ def _months_back(today: dt.date, count: int) -> list[dt.date]:
 
 
 async def seed_demo(ctx: AppContext, accounts: int = 3000) -> str:
-    """Fill an empty store; a store that already has customers is left alone."""
+    """Fill an empty store; a store that already has customers is left alone.
+
+    Never in production: the demo's staff and their public password would open its console."""
+    if is_production(ctx.config):
+        raise ConfigError("seed-demo: refused with [service] environment = production (the demo's staff "
+                          "share a public password)")
     rng = random.Random(2026)
     now = ctx.clock()
     today = ctx.today()

@@ -33,6 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
+from hotline.api import client_address
 from hotline.channels.wechat.views import PASSIVE_WINDOW
 from hotline.context import AppContext
 from hotline.events import Event
@@ -243,16 +244,36 @@ def _networks(text: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
     return [ipaddress.ip_network(part.strip(), strict=False) for part in text.split(",") if part.strip()]
 
 
+FORWARDING_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP")
+
+
 def allowed(request: web.Request, ctx: AppContext) -> bool:
+    """The bearer token, or the client's real address in [metrics] allowed.
+
+    The address is the peer's, or behind a proxy listed in [http] trusted_proxies the
+    one it forwards for. A request that shows a proxy we do not trust (forwarding
+    headers from a peer not listed) is refused: its peer (often 127.0.0.1, a proxy on
+    this host) is not the client, and the headers are anyone's to write.
+    """
     cfg = ctx.config.metrics
     header = request.headers.get("Authorization", "")
     if cfg.token and header:
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip(), cfg.token)
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            token.strip().encode("utf-8", "surrogateescape"), cfg.token.encode("utf-8", "surrogateescape"))
+    trusted = ctx.config.http.trusted_proxies
+    address, known = client_address.resolve(request, trusted)
+    if not known:
+        return False
+    if not client_address.within(request.remote or "", trusted) and any(
+            name in request.headers for name in FORWARDING_HEADERS):
+        return False
     try:
-        remote = ipaddress.ip_address((request.remote or "").split("%")[0])
+        remote = ipaddress.ip_address(address.split("%")[0])
     except ValueError:
         return False
+    if isinstance(remote, ipaddress.IPv6Address) and remote.ipv4_mapped is not None:
+        remote = remote.ipv4_mapped
     return any(remote in net for net in _networks(cfg.allowed))
 
 
@@ -296,6 +317,7 @@ async def metrics_view(request: web.Request) -> web.Response:
 
 def _validate(ctx: AppContext) -> None:
     _networks(ctx.config.metrics.allowed)  # a typo stops the start instead of silently refusing
+    client_address.networks(ctx.config.http.trusted_proxies)
 
 
 def setup(app: web.Application, ctx: AppContext) -> None:
