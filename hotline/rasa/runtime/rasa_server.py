@@ -51,6 +51,12 @@ def _build_models_eagerly() -> None:
     RasaModel.load = classmethod(load)  # type: ignore[method-assign, assignment]
 
 
+def rasa_argv(token: str, args: list[str]) -> list[str]:
+    """`rasa run`'s command line. The token is joined to its option: secrets.token_urlsafe begins with
+    "-" once in 64 starts, and as a word of its own argparse takes it for an option and Rasa exits."""
+    return ["rasa", "run", "--enable-api", f"--auth-token={token}", *args]
+
+
 def main() -> None:
     bot_identity.die_with_parent()
     token = os.environ.pop(bot_identity.RASA_TOKEN_ENV, "")
@@ -60,7 +66,7 @@ def main() -> None:
     bot_rest_channel.TOKEN = token
     if os.environ.get("HOTLINE_BOT_TRACE_BUILD") != "1":
         _build_models_eagerly()
-    sys.argv = ["rasa", "run", "--enable-api", "--auth-token", token, *sys.argv[1:]]
+    sys.argv = rasa_argv(token, sys.argv[1:])
     from rasa.__main__ import main as rasa_main
     rasa_main()
 
