@@ -287,3 +287,45 @@ def test_a_session_refresh_is_answered_and_the_audio_goes_on(phone: DiallerPhone
     assert code == 0, log  # sipp checked the 200 and its SDP
     assert 45 <= rate <= 55, rate  # one transmitter (1.6.8 started a second one on re-INVITE)
     assert events.of("ended") == [200] and call.status == 200
+
+
+# --- an RTP port of the range held by another program ----------------------------------------------------------
+
+
+def test_an_rtp_port_another_program_holds_is_skipped(phone: DiallerPhone, carrier: int, tmp_path: Path) -> None:
+    """The first free port of the range is bound by someone else: the call offers the next one and is answered
+    with audio (it was failed after the answer with `unusable answer: [Errno 98] Address already in use`)."""
+    import socket
+    first = next(p for p in range(phone.rtpPortLow, phone.rtpPortHigh + 1, 2) if p not in phone.assignedPorts)
+    squatter = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    squatter.bind(("127.0.0.1", first))
+    capture = RtpCapture()
+    uas = start_phone(carrier, sipp_uas.scenario(first_key_after_ms=0), tmp_path / "uas", media_port=capture.port)
+    try:
+        call, events = dial(phone, "13900000098")
+        assert call.port != first and call.port not in (p for p in phone.assignedPorts if p != call.port)
+        until(lambda: events.of("answered") or events.of("ended"), 10, "the call is answered or ends")
+        assert events.of("answered") == [200] and events.of("ended") == []
+        assert [c.inPort for c in call.RTPClients] == [call.port]
+        until(lambda: len(capture.packets) >= 10, 5, "RTP arrives from the call")
+        call.hangup()
+        code, log, _ = uas.finish(20)
+    finally:
+        uas.kill()
+        capture.close()
+        squatter.close()
+    assert code == 0, log
+    until(lambda: call.port not in phone.assignedPorts, 5, "the call's port is given back")
+    # Every port taken, ours or not: the dial is refused at once, before an INVITE offers a port it cannot use.
+    holders = []
+    try:
+        for port in range(phone.rtpPortLow, phone.rtpPortHigh + 1, 2):
+            if port not in phone.assignedPorts:
+                holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                holder.bind(("127.0.0.1", port))
+                holders.append(holder)
+        with pytest.raises(Exception, match="no RTP port left"):
+            phone.dial("13900000099", Events())
+    finally:
+        for holder in holders:
+            holder.close()

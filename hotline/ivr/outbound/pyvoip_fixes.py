@@ -152,6 +152,22 @@ def sdp_media(raw: bytes) -> tuple[str, ...]:
 
 
 class FixedRTPClient(RTP.RTPClient):
+    def __init__(self, *args: Any, bound: socket.socket | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.bound = bound  # the call's RTP socket, bound when it was dialled (1.6.8 binds only now)
+
+    def start(self) -> None:
+        if self.bound is None:
+            super().start()
+            return
+        self.sin = self.sout = self.bound
+        self.bound = None
+        self.sin.setblocking(False)
+        for target, name in ((self.recv, "RTP Receiver"), (self.trans, "RTP Transmitter")):
+            timer = threading.Timer(0, target)
+            timer.name = name
+            timer.start()
+
     def encode_packet(self, payload: bytes) -> bytes:
         if self.preference == RTP.PayloadType.PCMA:  # D8: 1.6.8 calls encode_pcmu here
             return self.encode_pcma(payload)
@@ -183,6 +199,7 @@ class DialledCall(pv.VoIPCall):
         self.status = 0  # the final status (200, 486 ...); 408 when nobody answered at all
         self.cancelling = False
         self._released = False
+        self.rtp_socket: socket.socket | None = None  # bound to `port` by DiallerPhone.dial, used once answered
         self.remote_media: tuple[str, ...] = ()  # the answer's media, to tell a session refresh from a change
         self.local_sdp, self.sdp_version = "", 1
         self._refresh_acked: dict[int, threading.Event] = {}
@@ -293,8 +310,9 @@ class DialledCall(pv.VoIPCall):
     def create_rtp_clients(self, codecs: dict[int, RTP.PayloadType], ip: str, port: int,
                            request: SIP.SIPMessage, baseport: int) -> None:
         for ii in range(len(request.body["c"])):
+            bound, self.rtp_socket = self.rtp_socket, None
             self.RTPClients.append(FixedRTPClient(codecs, ip, port, request.body["c"][ii]["address"], baseport + ii,
-                                                  RTP.TransmitType.SENDRECV, dtmf=self.dtmf_callback))
+                                                  RTP.TransmitType.SENDRECV, dtmf=self.dtmf_callback, bound=bound))
 
     def dtmf_callback(self, code: str) -> None:
         self.listener("digit", code)
@@ -416,6 +434,9 @@ class DialledCall(pv.VoIPCall):
             return
         self._released = True
         self.phone.calls.pop(self.sip_call_id, None)
+        if self.rtp_socket is not None:  # never answered: its reserved RTP socket was not used
+            self.rtp_socket.close()
+            self.rtp_socket = None
         with self.phone.portsLock:
             for port in self.assignedPorts:
                 if port in self.phone.assignedPorts:
@@ -712,13 +733,38 @@ class DiallerPhone(pv.VoIPPhone):
         self._status = PhoneStatus.INACTIVE
 
     def dial(self, number: str, listener: Listener) -> DialledCall:
-        """Create the call and its INVITE; `DialledCall.send_invite` (in a worker thread) sends it."""
+        """Create the call and its INVITE; `DialledCall.send_invite` (in a worker thread) sends it.
+
+        The call's RTP port is bound now, before the INVITE offers it: a port of the range that another
+        program holds is skipped (1.6.8 took the first one not ours and failed the answered call on it)."""
         with self.portsLock:
-            free = [p for p in range(self.rtpPortLow, self.rtpPortHigh + 1, 2) if p not in self.assignedPorts]
-            if not free:
-                raise pv.NoPortsAvailableError("no RTP port left for another call")
-            port = free[0]
+            port, sock = self._bind_rtp_port()
             self.assignedPorts.append(port)
-        call = DialledCall(self, number, port, listener)
+        try:
+            call = DialledCall(self, number, port, listener)
+        except BaseException:
+            sock.close()
+            with self.portsLock:
+                self.assignedPorts.remove(port)
+            raise
+        call.rtp_socket = sock
         self.calls[call.sip_call_id] = call
         return call
+
+    def _bind_rtp_port(self) -> tuple[int, socket.socket]:
+        """The first even port of the range neither ours nor taken by another program, bound to our address."""
+        taken = 0
+        for port in range(self.rtpPortLow, self.rtpPortHigh + 1, 2):
+            if port in self.assignedPorts:
+                continue
+            sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            try:
+                sock.bind((self.sip.myIP, port))
+            except OSError:
+                sock.close()
+                taken += 1
+                continue
+            if taken:
+                log.info("dialler: %d RTP port(s) of the range held by other programs; using %d", taken, port)
+            return port, sock
+        raise pv.NoPortsAvailableError(f"no RTP port left for another call ({taken} held by other programs)")
