@@ -130,15 +130,19 @@ async def test_the_bots_reads_are_recorded_as_service_and_plain_work_lists_are_n
 async def test_a_read_whose_record_cannot_be_written_is_refused_and_shows_nothing(
         client: TestClient, ctx, monkeypatch) -> None:
     await _resident(ctx)
+    conv = await _conversation(ctx)
     await login(client, "agent1")
 
     def refused(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("audit store unavailable")
 
     monkeypatch.setattr(reads, "record_read", refused)
-    resp = await client.get(f"/api/customers/{ACCOUNT}/balance")
-    assert resp.status == 500
-    assert NAME[0] not in await resp.text() and "balance" not in await resp.text()
+    # The panel writes its record beside its read: it too waits for the record and fails with it.
+    for path in (f"/api/customers/{ACCOUNT}/balance", f"/api/conversations/{conv}/context"):
+        resp = await client.get(path)
+        assert resp.status == 500, path
+        body = await resp.text()
+        assert NAME[0] not in body and "balance" not in body and ACCOUNT not in body, path
 
 
 async def test_names_are_masked_everywhere_and_revealed_only_for_a_recorded_reason(
