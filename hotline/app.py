@@ -43,6 +43,7 @@ from hotline.health import healthz, readyz, track_job
 from hotline.incidents import notices as incident_notices
 from hotline.live import postgres as live_postgres
 from hotline.live import stream as live
+from hotline.public import privacy as privacy_notice
 from hotline.rasa.client import RasaClient
 from hotline.rasa.processes import BotProcesses
 from hotline.tickets.calendar import warn_about_coverage
@@ -64,6 +65,7 @@ def create_app(ctx: AppContext) -> web.Application:
     live.setup(app)
     console.setup(app)
     reports.setup(app, ctx)
+    privacy_notice.setup(app, ctx)  # /privacy, linked from the IVR welcome, WeChat and the web chat
     for plugin in channels.plugins():
         channel = plugin.setup(app, ctx)
         if channel is not None:

@@ -51,7 +51,7 @@ PLACES: dict[str, frozenset[str]] = {
     "residents.too_many_proofs": frozenset(),
     "residents.not_proven": frozenset(),
     "ivr.outage": frozenset({"title", "starts", "ends"}),
-    "wechat.welcome": frozenset(),
+    "wechat.welcome": frozenset({"privacy_url"}),
     "wechat.voice_not_recognised": frozenset(),
     "wechat.image_received": frozenset(),
 }

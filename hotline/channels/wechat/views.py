@@ -186,7 +186,7 @@ def _handle(ctx: Any, message: Any, max_chars: int):
         event_id = f"{openid}:{message.create_time.timestamp():.0f}:{message.event}"
         if message.event == "subscribe":
             return _stored_then_say(ctx, openid, "[关注]", "event", {"event": "subscribe"}, event_id,
-                                    ctx.messages("wechat.welcome"))
+                                    ctx.messages("wechat.welcome", privacy_url=f"{ctx.config.public_url}/privacy"))
         if message.event == "unsubscribe":
             return _unsubscribed(ctx, openid, event_id)
         if message.event == "click" and message.key in MENU:

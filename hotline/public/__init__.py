@@ -1,0 +1,1 @@
+"""Pages for the public (no sign-in), served from memory: /privacy. (/commitments lives with the reports.)"""
