@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     nlu = sub.add_parser("export-nlu", help="write agents' corrections of the bot as Rasa NLU YAML, for review")
     nlu.add_argument("--out", help="file to write (default: standard output)")
     nlu.add_argument("--since", help="only corrections from this date on (YYYY-MM-DD)")
+    from hotline.privacy import cli as privacy_cli
+    privacy_cli.add_parsers(sub)  # purge [--dry-run]; resident export|erase --account|--phone|--openid
     return parser
 
 
@@ -173,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
             print(asyncio.run(_seed(config, args.accounts)))
         elif command == "adduser":
             print(asyncio.run(_adduser(config, args)))
+        elif command in ("purge", "resident"):
+            from hotline.privacy import cli as privacy_cli
+            print(privacy_cli.run(config, args))
         elif command == "export-nlu":
             text = asyncio.run(_export_nlu(config, args.since))
             if args.out:

@@ -22,6 +22,7 @@ from hotline.api import (  # noqa: F401  (routes register on import)
     meta,
     nlu_feedback,
     outbound,
+    privacy,
     queue,
     records,
     residents,
@@ -43,6 +44,7 @@ from hotline.health import healthz, readyz, track_job
 from hotline.incidents import notices as incident_notices
 from hotline.live import postgres as live_postgres
 from hotline.live import stream as live
+from hotline.privacy.purge import run_scheduler as run_retention_scheduler
 from hotline.public import privacy as privacy_notice
 from hotline.rasa.client import RasaClient
 from hotline.rasa.processes import BotProcesses
@@ -143,6 +145,9 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
         runs = track_job(ctx, "callbacks")
         schedulers.append(runs.watch(asyncio.create_task(run_callback_scheduler(ctx, runs),
                                                          name="callback-scheduler")))
+    if ctx.config.retention.enabled:
+        runs = track_job(ctx, "retention")  # the daily purge: down after three failed runs in a row
+        schedulers.append(runs.watch(asyncio.create_task(run_retention_scheduler(ctx, runs), name="retention-purge")))
     yield
     for scheduler in schedulers:
         scheduler.cancel()

@@ -254,6 +254,40 @@ ANONYMOUS_DISCLOSURES = ("amount_due", "none")
 
 
 @dataclasses.dataclass
+class RetentionConfig:
+    """How long each kind of residents' personal data is kept (保存期限), in days; 0 keeps it for ever.
+
+    A daily job (at `hour`, Beijing time) deletes or anonymizes what is due, in batches of `batch_size`
+    rows, each its own short transaction; `run_hotline.py purge --dry-run` says what would go."""
+
+    enabled: bool = True
+    hour: int = 3  # local hour of the daily purge, when the hotline is quietest
+    conversations_days: int = 180  # messages' text and the conversations' resident ids
+    recordings_days: int = 90  # voicemail recordings (files deleted)
+    call_numbers_days: int = 365  # calling numbers, keyed digits and accounts on call records
+    tracker_days: int = 30  # Rasa's tracker events (the bot's memory of a conversation)
+    nlu_feedback_days: int = 180  # agents' corrections, which quote residents' words
+    read_audit_days: int = 1095  # who read whose data (等保 asks at least 6 months of logs)
+    closed_tickets_days: int = 1095  # closed tickets' contact name, phone, address and description
+    batch_size: int = 500  # rows per transaction: keeps each write short
+
+    KINDS = ("conversations", "recordings", "call_numbers", "tracker", "nlu_feedback", "read_audit",
+             "closed_tickets")
+
+    def days(self, kind: str) -> int:
+        return int(getattr(self, f"{kind}_days"))
+
+    def check(self) -> None:
+        if not 0 <= self.hour <= 23:
+            raise ConfigError(f"[retention] hour: expected 0 to 23, got {self.hour}")
+        if self.batch_size < 1:
+            raise ConfigError("[retention] batch_size: expected at least 1")
+        for kind in self.KINDS:
+            if self.days(kind) < 0:
+                raise ConfigError(f"[retention] {kind}_days: expected 0 (keep) or more days")
+
+
+@dataclasses.dataclass
 class Config:
     service: ServiceConfig = dataclasses.field(default_factory=ServiceConfig)
     http: HttpConfig = dataclasses.field(default_factory=HttpConfig)
@@ -267,6 +301,7 @@ class Config:
     wechat: WechatConfig = dataclasses.field(default_factory=WechatConfig)
     metrics: MetricsConfig = dataclasses.field(default_factory=MetricsConfig)
     privacy: PrivacyConfig = dataclasses.field(default_factory=PrivacyConfig)
+    retention: RetentionConfig = dataclasses.field(default_factory=RetentionConfig)
     # The sections of channels that bring their own (a ChannelPlugin's `config`): name → its settings.
     channels: dict[str, typing.Any] = dataclasses.field(default_factory=dict)
 

@@ -8,6 +8,7 @@ from models.conversation import Conversation, ConversationEvent, Message
 from models.customer import Bill, Customer, CustomerPhone, Outage, Payment
 from models.incident import Incident, IncidentEvent, IncidentReport, OpinionAlert, OutageArea, WechatBinding
 from models.integration import Gov12345Order, InboundNonce, OutboxMessage
+from models.privacy import PrivacyRun
 from models.staff import Department, Staff, StaffSession
 from models.ticket import Notification, Ticket, TicketAttachment, TicketCounter, TicketEvent
 from models.verification import AccountLookup, ProofAttempt, ResidentVerification
@@ -17,7 +18,7 @@ __all__ = [
     "Base", "Bill", "Call", "CallbackTask", "Conversation", "ConversationEvent", "Customer", "CustomerPhone",
     "Department", "Gov12345Order", "InboundNonce", "Incident", "IncidentEvent", "IncidentReport", "Message",
     "Notification", "OpinionAlert", "Outage", "OutageArea", "OutboxMessage", "Payment",
-    "ReadAudit",
+    "PrivacyRun", "ReadAudit",
     "Staff", "StaffSession", "Ticket",
     "TicketAttachment", "TicketCounter", "TicketEvent", "WechatBinding",
     "AccountLookup", "ProofAttempt", "ResidentVerification",

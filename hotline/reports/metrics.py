@@ -80,6 +80,8 @@ class Metrics:
         self.queue_length = Gauge("hotline_queue_waiting", "Conversations waiting for a person", registry=r)
         self.queue_oldest = Gauge("hotline_queue_oldest_wait_seconds", "How long the longest-waiting resident "
                                   "has waited", registry=r)
+        self.retention_rows = Counter("hotline_retention_purged_rows", "Rows (and files) the retention purge "
+                                      "deleted or anonymized, by pass", ["kind"], registry=r)
         self._pending_tickets: list[int] = []
         self._asked: dict[int, float] = {}  # conversation id -> when the resident's bot-bound message was stored
         self._pushes: dict[int, float] = {}  # wechat conversation id -> when the push was stored
@@ -105,6 +107,8 @@ class Metrics:
             self.delivery_failures.labels(str(evt.get("channel", ""))).inc()
         elif kind == "conversation.message":
             self._message(evt)
+        elif kind == "retention.purged":
+            self.retention_rows.labels(str(evt.get("kind", ""))).inc(int(evt.get("rows") or 0))
         elif kind == "resident.refused":
             self.resident_refusals.labels(str(evt.get("channel", "")), str(evt.get("reason", ""))).inc()
 
