@@ -98,7 +98,10 @@ class SipConfig:
     # Empty: loopback and the registrar's address. Others get 403.
     allowed_peers: str = ""
     resolve_hostnames: bool = False  # Via/SDP host names: refused (false) or resolved once, off the event loop
-    max_setup_per_source: int = 10  # calls in setup (not yet ACKed) from one address; more get 486
+    # Calls in setup (INVITE to ACK) from one address; more get 486. A trunk or PBX brings every caller
+    # from its one address: size for the calls it may set up at once, not for one phone.
+    max_setup_per_source: int = 100
+    setup_slot_seconds: float = 4.0  # a call whose 200 is not ACKed stops counting in that limit after this
 
 
 @dataclasses.dataclass

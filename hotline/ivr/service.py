@@ -44,7 +44,8 @@ class IvrService:
         self.server = SipServer(cfg.host, cfg.port, self._on_call, self._on_rejected, public_host=cfg.public_host,
                                 rtp_ports=(cfg.rtp_port_min, cfg.rtp_port_max), ring_seconds=cfg.ring_seconds,
                                 policy=self.policy, resolver=self.resolver,
-                                max_setup_per_source=cfg.max_setup_per_source)
+                                max_setup_per_source=cfg.max_setup_per_source,
+                                setup_slot_seconds=cfg.setup_slot_seconds)
         self.active = 0
         self.registration = Registration(self.server, cfg.registrar, cfg.username, cfg.password, cfg.domain,
                                          cfg.register_expires) if cfg.registrar else None

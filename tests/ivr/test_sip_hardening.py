@@ -16,6 +16,7 @@ import pytest
 from hotline.ivr.sip import message as sip
 from hotline.ivr.sip import rtp, sdp
 from hotline.ivr.sip.addresses import PeerPolicy, Resolver, parse_networks, sendable
+from tests.conftest import eventually
 from tests.ivr.sip_harness import Peer, call, media_port_of, offer, open_peer, request, running_server
 
 
@@ -267,6 +268,63 @@ async def test_calls_in_setup_are_limited_per_source() -> None:
         finally:
             peer.close()
             sink.close()
+
+
+async def test_unacknowledged_invites_give_the_callers_behind_their_address_back_within_seconds() -> None:
+    """Ten INVITEs never ACKed (a burst of mutated datagrams, or someone posing as the trunk) held every
+    caller from that address at 486 until their transactions ran out; now only for setup_slot_seconds."""
+    async with running_server(max_setup_per_source=10, setup_slot_seconds=1.0) as h:
+        attacker, phone, sink = await open_peer(), await open_peer(), await open_peer()
+        try:
+            for i in range(10):
+                attacker.send(request("INVITE", attacker.port, f"unacked-{i}", body=offer(sink.port),
+                                      server_port=h.port), h.port)
+            answered = set()
+            while len(answered) < 10:
+                answer = await attacker.final("INVITE")
+                assert answer.status == 200
+                answered.add(answer.call_id)
+            phone.send(request("INVITE", phone.port, "too-soon", body=offer(sink.port), server_port=h.port), h.port)
+            assert (await phone.final("INVITE")).status == 486  # the limit still holds while they are in setup
+            began = asyncio.get_running_loop().time()
+            while h.server.in_setup:
+                assert asyncio.get_running_loop().time() - began < 3, "the setup places were not given back"
+                await asyncio.sleep(0.02)
+            _, ok = await call(phone, h.port, sink.port)  # a real caller from the same address: answered
+            assert ok.status == 200 and await eventually(lambda: len(h.dialogs) == 1)  # and its call runs
+            # The unacknowledged transactions go on as RFC 3261 says: their 200 is sent again.
+            attacker.drain()
+            again = await attacker.final("INVITE")
+            assert again.status == 200 and again.call_id in answered
+            assert all(d.acked.is_set() is False for d in h.server.dialogs.values() if d.call_id in answered)
+        finally:
+            for p in (attacker, phone, sink):
+                p.close()
+
+
+async def test_a_trunk_sets_up_many_callers_at_once_from_one_address() -> None:
+    """Every caller behind a trunk arrives from its one address: forty at once all hear the IVR."""
+    async with running_server() as h:  # the server's own default limit, the same as [sip]'s
+        trunk, sink = await open_peer(), await open_peer()
+        try:
+            for i in range(40):
+                trunk.send(request("INVITE", trunk.port, f"trunk-{i}", body=offer(sink.port), server_port=h.port),
+                           h.port)
+            statuses = {}
+            while len(statuses) < 40:
+                answer = await trunk.final("INVITE")
+                statuses.setdefault(answer.call_id, answer.status)
+            assert set(statuses.values()) == {200} and h.server.busy == 0
+        finally:
+            trunk.close()
+            sink.close()
+
+
+def test_the_configured_setup_limits_are_the_servers_defaults() -> None:
+    from hotline.config import SipConfig
+    from hotline.ivr.sip.server import MAX_SETUP_PER_SOURCE, SETUP_SLOT_SECONDS
+    assert (SipConfig().max_setup_per_source, SipConfig().setup_slot_seconds) == (MAX_SETUP_PER_SOURCE,
+                                                                                   SETUP_SLOT_SECONDS)
 
 
 # --- host names, health ---------------------------------------------------------------------------

@@ -15,6 +15,12 @@ only passes IP literals a socket can take, so no datagram can close the SIP
 socket (should it close anyway, it is bound again). No RTP goes to a call's
 offered address before the call is confirmed by its ACK (or RTP comes from
 that address), so an unacknowledged INVITE costs its answers, not a stream.
+
+The setup limit is per source address, and behind a trunk or a PBX every caller
+shares one: a call holds its place only from the INVITE until its ACK, or until
+`setup_slot_seconds` after our 200 when no ACK comes (its 200 is still sent again
+and the call hung up on RFC 3261's timers), so unanswered INVITEs cannot keep
+the callers behind that address busy for the transaction's 32 s.
 """
 from __future__ import annotations
 
@@ -35,6 +41,8 @@ log = logging.getLogger(__name__)
 T1 = 0.5
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, NOTIFY, INFO, REFER"
 LOG_PER_MINUTE = 50
+MAX_SETUP_PER_SOURCE = 100  # defaults of [sip] max_setup_per_source and setup_slot_seconds
+SETUP_SLOT_SECONDS = 4.0
 MAX_REMEMBERED = 10_000  # final answers kept for retransmitted INVITEs (64*T1 each), at most
 
 
@@ -56,7 +64,7 @@ class Dialog:
     answered: bool = False
     cancelled: bool = False
     failed: bool = False  # the media failed: the call is ended and recorded as failed
-    in_setup: bool = True  # counted against its source's calls in setup until ACK or end
+    in_setup: bool = True  # counted against its source's calls in setup until ACK, end or setup_slot_seconds
     bye_sent: bool = False
     last_response: bytes = b""
     local_cseq: int = 0
@@ -77,7 +85,8 @@ class SipServer(asyncio.DatagramProtocol):
     def __init__(self, host: str, port: int, on_call: OnCall, on_rejected: OnRejected, *,
                  public_host: str = "", rtp_ports: tuple[int, int] = (20000, 30000),
                  ring_seconds: float = 0.5, policy: PeerPolicy | None = None, resolver: Resolver | None = None,
-                 max_setup_per_source: int = 10) -> None:
+                 max_setup_per_source: int = MAX_SETUP_PER_SOURCE,
+                 setup_slot_seconds: float = SETUP_SLOT_SECONDS) -> None:
         self.host, self.port = host, port
         self.public_host = public_host or (host if host not in ("0.0.0.0", "") else "127.0.0.1")
         self.on_call, self.on_rejected = on_call, on_rejected
@@ -85,6 +94,7 @@ class SipServer(asyncio.DatagramProtocol):
         self.policy = policy if policy is not None else PeerPolicy(LOOPBACK)
         self.resolver = resolver if resolver is not None else Resolver(enabled=False)
         self.max_setup_per_source = max_setup_per_source
+        self.setup_slot_seconds = setup_slot_seconds
         self.transport: asyncio.DatagramTransport | None = None
         self.family = socket.AF_INET
         self.dialogs: dict[str, Dialog] = {}
@@ -455,7 +465,14 @@ class SipServer(asyncio.DatagramProtocol):
         dialog.answered = True
         dialog.last_response = self._reply(msg, dialog.source, 200, to_tag=dialog.local_tag, body=body,
                                            extra=self._contact())
-        if not await self._await_ack(dialog):
+        # No ACK soon: the call gives its place back to its source's other callers, while its
+        # transaction goes on (the 200 sent again until 64*T1, then a BYE).
+        slot = asyncio.get_running_loop().call_later(self.setup_slot_seconds, self._setup_over, dialog)
+        try:
+            acked = await self._await_ack(dialog)
+        finally:
+            slot.cancel()
+        if not acked:
             if dialog.ended_by != "caller":
                 log.warning("call %s: no ACK for our 200; hanging up", msg.call_id)
             await self.bye(dialog)
