@@ -83,7 +83,8 @@ def redact_url(text: str) -> str:
 
 def scrub(text: str) -> str:
     """Mobile and landline numbers and `openid=…`-style values in free text, masked."""
-    text = _KEYED.sub(lambda m: f"{m.group(1)}{m.group(2)}{mask(m.group(3))}", text)
+    text = _KEYED.sub(lambda m: m.group(0) if m.group(3) == "-" else f"{m.group(1)}{m.group(2)}{mask(m.group(3))}",
+                      text)
     text = _MOBILE.sub(lambda m: mask(m.group(0)), text)
     return _LANDLINE.sub(lambda m: mask(m.group(0)), text)
 

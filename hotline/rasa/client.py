@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from hotline.rasa.runtime import bot_identity
+from hotline.redact import mask
 
 if TYPE_CHECKING:
     from hotline.rasa.processes import BotProcesses
@@ -140,7 +141,7 @@ class RasaClient:
                 failed |= {name}
                 self.processes.failovers += 1
                 log.warning("Rasa worker %s failed mid-request for %s (%s); sending it to another worker",
-                            name, sender_id, str(exc) or type(exc).__name__)
+                            name, mask(sender_id), str(exc) or type(exc).__name__)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
                 raise BotUnavailable(str(exc) or type(exc).__name__) from exc
         if not isinstance(messages, list):

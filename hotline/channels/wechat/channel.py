@@ -16,6 +16,7 @@ import yaml
 
 from hotline.channels.base import Delivery
 from hotline.channels.wechat.api import WeChatApi, WeChatApiError
+from hotline.redact import mask
 from models import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ class WeChatChannel:
         try:
             await self.api.send_text(openid, text)
         except WeChatApiError as exc:
-            log.warning("WeChat customer-service message to %s failed: %s", openid, exc)
+            log.warning("WeChat customer-service message to %s failed: %s", mask(openid), exc)
             return Delivery("failed", f"{exc.code}: {exc.message}")
         except (OSError, TimeoutError, ValueError) as exc:
             return Delivery("failed", f"WeChat API unreachable: {exc}")

@@ -27,6 +27,7 @@ from hotline.ivr.outbound.line import AudioCache, CallEvents, PyVoIPCallLine
 from hotline.ivr.outbound.pyvoip_fixes import DialledCall, DiallerPhone
 from hotline.ivr.prompts import PromptLibrary
 from hotline.ivr.speech import numbers_in
+from hotline.redact import mask
 from models.call import OutboundJob
 
 log = logging.getLogger(__name__)
@@ -200,7 +201,7 @@ class Dialler:
             raise
         except Exception as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-            log.exception("dialler: the call to %s failed", job.phone)
+            log.exception("dialler: the call to %s failed", mask(job.phone))
             if call_id is not None:
                 await call_records.unanswered(self.ctx, call_id, "failed", None, self.ctx.clock())
             await jobs.settle(self.ctx, job, "failed", call_id, self.ctx.clock())

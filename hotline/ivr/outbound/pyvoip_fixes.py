@@ -56,6 +56,8 @@ import pyVoIP.VoIP.VoIP as pv  # before pyVoIP.SIP: imported alone, SIP is a cir
 from pyVoIP import RTP, SIP
 from pyVoIP.VoIP.status import PhoneStatus
 
+from hotline.redact import mask
+
 log = logging.getLogger(__name__)
 
 T1, T2 = 0.5, 4.0  # RFC 3261 retransmission timers (seconds)
@@ -399,7 +401,7 @@ class DialledCall(pv.VoIPCall):
             try:
                 self.answered(response)  # pyVoIP: RTP clients from the answer's SDP, state ANSWERED
             except Exception as exc:  # an answer we cannot use: end the call properly
-                log.warning("call %s: unusable answer: %s", self.number, exc)
+                log.warning("call %s: unusable answer: %s", mask(self.number), exc)
                 self.state = pv.CallState.ANSWERED
                 sip.send(self._in_dialog("ACK", self.cseq))
                 self._bye()
@@ -569,7 +571,7 @@ class DiallerSIP(SIP.SIPClient):
         try:
             self.parse_message(message)
         except Exception:
-            log.exception("dialler: failed handling %s", raw[:80])
+            log.exception("dialler: failed handling a %s", raw.split(b" ", 1)[0][:16])  # not its numbers
 
     def parse_message(self, message: SIP.SIPMessage) -> None:
         call_id = message.headers.get("Call-ID", "")
