@@ -81,7 +81,10 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         return _error(exc.status, exc.code, exc.message)
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+            answer = _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+            if "Allow" in exc.headers:  # a 405 says which methods the path has (RFC 9110)
+                answer.headers["Allow"] = exc.headers["Allow"]
+            return answer
         raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)

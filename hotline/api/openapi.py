@@ -6,12 +6,12 @@ from typing import Any
 
 from aiohttp import web
 
-from hotline.api.registry import ENUM_FROM_CHANNELS, ROUTES, json_response
+from hotline.api.registry import ENUM_FROM_CHANNELS, INT64_MAX, INT64_MIN, ROUTES, json_response
 from hotline.channels import registry as channels
 
 ERROR_TEXT = {400: "Malformed request", 401: "Not signed in / bad token", 403: "Not allowed",
               404: "Not found", 409: "Not allowed in the ticket's current status",
-              422: "Invalid input", 429: "Locked after repeated failures"}
+              413: "The request body is too large", 422: "Invalid input", 429: "Locked after repeated failures"}
 
 
 def _slug(path: str) -> str:
@@ -31,6 +31,38 @@ def _channel_enums(node: Any, names: list[str]) -> Any:
     return node
 
 
+NO_NUL = "^[^\\u0000]*$"
+
+
+def _storable(node: Any) -> Any:
+    """Say what the API checks of every value (registry._unstorable) where the model did not: integers
+    within 64 bits (what the store holds), text without NUL characters (PostgreSQL refuses them), so a
+    client or a fuzzer knows such a value is invalid input."""
+    if isinstance(node, dict):
+        if node.get("type") == "integer":
+            if "minimum" not in node and "exclusiveMinimum" not in node:
+                node["minimum"] = INT64_MIN
+            if "maximum" not in node and "exclusiveMaximum" not in node:
+                node["maximum"] = INT64_MAX
+        elif node.get("type") == "string" and not {"format", "enum", "const"} & node.keys():
+            if "pattern" in node:  # the model's own pattern stays; both must match
+                node.setdefault("allOf", []).append({"pattern": NO_NUL})
+            else:
+                node["pattern"] = NO_NUL
+        for value in node.values():
+            _storable(value)
+    elif isinstance(node, list):
+        for value in node:
+            _storable(value)
+    return node
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    # {id} is a row's number (registry.path_id: anything else is a 404); other names are text.
+    schema: dict[str, Any] = {"type": "integer"} if name == "id" else {"type": "string"}
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
 def build_openapi() -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {
@@ -42,11 +74,12 @@ def build_openapi() -> dict[str, Any]:
     for spec in ROUTES:
         op: dict[str, Any] = {"summary": spec.summary, "tags": [spec.tag],
                               "operationId": f"{spec.method.lower()}_{_slug(spec.path)}"}
-        params = [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-                  for name in re.findall(r"{(\w+)}", spec.path)]
+        params = [_path_parameter(name) for name in re.findall(r"{(\w+)}", spec.path)]
         if spec.query is not None:
-            for name, prop in spec.query.model_json_schema()["properties"].items():
-                params.append({"name": name, "in": "query", "required": False, "schema": prop,
+            query_schema = spec.query.model_json_schema()
+            required = set(query_schema.get("required", ()))
+            for name, prop in query_schema["properties"].items():
+                params.append({"name": name, "in": "query", "required": name in required, "schema": prop,
                                **({"description": prop["description"]} if "description" in prop else {})})
         if params:
             op["parameters"] = params
@@ -54,11 +87,12 @@ def build_openapi() -> dict[str, Any]:
             schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}")
             schemas.update(schema.pop("$defs", {}))
             schemas[spec.body.__name__] = schema
-            op["requestBody"] = {"required": True, "content": {"application/json": {
+            # A body whose fields all have defaults may be left out (registry.parse_body reads none as {}).
+            op["requestBody"] = {"required": bool(schema.get("required")), "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{spec.body.__name__}"}}}}
         op["responses"] = {str(spec.status): {"description": "OK",
                                               "content": {"application/json": {"schema": {"type": "object"}}}}}
-        for status in spec.errors:
+        for status in spec.error_statuses():
             op["responses"][str(status)] = {"description": ERROR_TEXT.get(status, "Error"), "content": {
                 "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
         if spec.roles is not None:
@@ -75,7 +109,7 @@ def build_openapi() -> dict[str, Any]:
             "bearer": {"type": "http", "scheme": "bearer",
                        "description": "Service token (HOTLINE_API_SERVICE_TOKEN)"}}},
     }
-    return _channel_enums(document, list(channels.names()))
+    return _storable(_channel_enums(document, list(channels.names())))
 
 
 async def openapi_view(request: web.Request) -> web.Response:

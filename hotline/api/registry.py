@@ -1,18 +1,22 @@
 """Routes declared once: the aiohttp route and its OpenAPI description come from here."""
 from __future__ import annotations
 
+import datetime as dt
 import json
-from collections.abc import Awaitable, Callable
+import re
+import types
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from aiohttp import web
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
 from hotline.channels import registry as channels
 from hotline.context import AppContext
-from models import StaffSession
+from models import Base, StaffSession
 
 CTX = web.AppKey("ctx", AppContext)
 ACTOR = web.RequestKey("actor", Actor)
@@ -50,6 +54,20 @@ class RouteSpec:
     status: int = 200
     errors: tuple[int, ...] = field(default_factory=tuple)
 
+    def error_statuses(self) -> list[int]:
+        """Every error status the route can answer, so the OpenAPI declares them all: the route's own,
+        and those the shared doors give (sign-in and role, JSON and its fields, the {id} of the path)."""
+        found = set(self.errors)
+        if self.roles is not None:
+            found |= {401, 403}  # no or a bad sign-in; a role not allowed, or a session without its CSRF token
+        if self.body is not None:
+            found |= {400, 413, 422}  # not JSON, too large, invalid fields
+        if self.query is not None:
+            found.add(422)
+        if re.search(r"{\w+}", self.path):
+            found.add(404)
+        return sorted(found)
+
 
 ROUTES: list[RouteSpec] = []
 
@@ -71,12 +89,108 @@ def actor_of(request: web.Request) -> Actor:
     return request[ACTOR]
 
 
+# The store's integers are 64-bit (SQLite's INTEGER, PostgreSQL's BIGINT at most): a larger number in a query or
+# body is invalid input (422), never the database driver's OverflowError (500). The OpenAPI says so too.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
 def path_id(request: web.Request, what: str) -> int:
     """The numeric {id} of the path; anything else is a 404 for `what` (e.g. "conversation")."""
     try:
-        return int(request.match_info["id"])
+        value = int(request.match_info["id"])
     except ValueError:
         raise ApiError(404, "not_found", f"no such {what}") from None
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise ApiError(404, "not_found", f"no such {what}")
+    return value
+
+
+@dataclass(frozen=True)
+class RowOf:
+    """Marks an id field of a body as naming a row of `model` (Annotated[int | None, RowOf(Conversation,
+    "conversation")]): check_rows answers a missing row with a 422 naming the field, where the insert
+    would have failed on the foreign key (a 500)."""
+    model: type[Base]
+    what: str
+
+
+async def check_rows(session: AsyncSession, body: BaseModel) -> None:
+    """Every RowOf field of `body` that is set names a row that exists; else a 422 naming the fields."""
+    missing = []
+    for name, info in type(body).model_fields.items():
+        marker = next((m for m in info.metadata if isinstance(m, RowOf)), None)
+        value = getattr(body, name)
+        if marker is not None and value is not None and await session.get(marker.model, value) is None:
+            missing.append({"field": name, "message": f"no such {marker.what}"})
+    if missing:
+        raise ApiError(422, "no_such_row", "the request names rows that do not exist", missing)
+
+
+def _unstorable(value: Any, path: str) -> Iterator[dict[str, str]]:
+    """Values a valid model may hold that the store cannot: integers past 64 bits, and NUL characters
+    (PostgreSQL's text refuses them)."""
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+        yield {"field": path, "message": "the number is out of range"}
+    elif isinstance(value, str) and "\x00" in value:
+        yield {"field": path, "message": "the text contains a NUL character"}
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            yield from _unstorable(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unstorable(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple | set | frozenset):
+        for index, item in enumerate(value):
+            yield from _unstorable(item, f"{path}.{index}" if path else str(index))
+
+
+def _kinds(annotation: Any) -> set[Any]:
+    """The types a field's annotation allows, None left out; `object` for anything not a plain class
+    (a Literal, a list[...]), which _json_mismatches leaves to pydantic."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        return set().union(*(_kinds(arg) for arg in get_args(annotation)))
+    if get_origin(annotation) is Annotated:
+        return _kinds(get_args(annotation)[0])
+    if annotation is type(None):
+        return set()
+    return {annotation} if isinstance(annotation, type) else {object}
+
+
+def _iso(text: Any, kind: type[dt.date]) -> bool:
+    try:
+        kind.fromisoformat(text)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def _json_mismatches(model: type[BaseModel], data: dict[str, Any], *, query: bool) -> Iterator[dict[str, str]]:
+    """Values pydantic's lax mode would coerce that the OpenAPI (JSON Schema) calls invalid: a boolean or a
+    string for a number, a number for a boolean, a number for a date (a Unix time), a date not in ISO 8601.
+    A query's values are all text: only its dates are checked here."""
+    for name, info in model.model_fields.items():
+        raw = data.get(info.alias or name)
+        kinds = _kinds(info.annotation)
+        if raw is None or len(kinds) != 1 and not kinds <= {int, float} or object in kinds or not kinds:
+            continue
+        kind = next(iter(kinds)) if len(kinds) == 1 else float
+        if issubclass(kind, dt.date):
+            ok = isinstance(raw, str) and _iso(raw, dt.datetime if issubclass(kind, dt.datetime) else dt.date)
+        elif query:
+            continue
+        elif kind is bool:
+            ok = isinstance(raw, bool)
+        elif kind is int:
+            ok = not isinstance(raw, bool) and (isinstance(raw, int) or isinstance(raw, float) and raw.is_integer())
+        elif kind is float:
+            ok = isinstance(raw, int | float) and not isinstance(raw, bool)
+        else:
+            continue
+        if not ok:
+            yield {"field": name, "message": f"not a valid {kind.__name__} in JSON"
+                   if not issubclass(kind, dt.date) else f"not an ISO 8601 {kind.__name__}"}
 
 
 def _validation_details(exc: ValidationError) -> list[dict[str, Any]]:
@@ -92,16 +206,23 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     if not isinstance(data, dict):
         raise ApiError(400, "invalid_json", "the request body must be a JSON object")
     try:
-        return model.model_validate(data)
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         raise ApiError(422, "invalid_input", "the request has invalid fields", _validation_details(exc)) from None
+    if problems := [*_json_mismatches(model, data, query=False), *_unstorable(parsed, "")]:
+        raise ApiError(422, "invalid_input", "the request has invalid fields", problems)
+    return parsed
 
 
 def parse_query(request: web.Request, model: type[M]) -> M:
+    data = dict(request.query)
     try:
-        return model.model_validate(dict(request.query))
+        parsed = model.model_validate(data)
     except ValidationError as exc:
         raise ApiError(422, "invalid_query", "the query has invalid parameters", _validation_details(exc)) from None
+    if problems := [*_json_mismatches(model, data, query=True), *_unstorable(parsed, "")]:
+        raise ApiError(422, "invalid_query", "the query has invalid parameters", problems)
+    return parsed
 
 
 def json_response(data: Any, status: int = 200) -> web.Response:

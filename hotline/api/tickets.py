@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import replace
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,7 +17,9 @@ from hotline.api.registry import (
     STAFF_AND_SERVICE,
     ApiError,
     ChannelName,
+    RowOf,
     actor_of,
+    check_rows,
     ctx_of,
     json_response,
     parse_body,
@@ -29,7 +31,7 @@ from hotline.audit.subjects import of_ticket
 from hotline.context import AppContext
 from hotline.tickets import lifecycle
 from hotline.tickets.lifecycle import STATUS_LABELS, TicketDraft
-from models import Department, Staff, Ticket, TicketAttachment, TicketEvent
+from models import Conversation, Department, Staff, Ticket, TicketAttachment, TicketEvent
 from models.ticket import OPEN_STATUSES
 
 Category = Literal["repair", "complaint", "inquiry", "billing"]
@@ -51,7 +53,7 @@ class TicketCreate(_Body):
     address: str = Field(default="", max_length=255)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
-    conversation_id: int | None = None
+    conversation_id: Annotated[int | None, RowOf(Conversation, "conversation")] = None
 
 
 class TicketAction(_Body):
@@ -166,6 +168,7 @@ async def create_ticket(request: web.Request) -> web.Response:
     body = await parse_body(request, TicketCreate)
     draft = TicketDraft(**body.model_dump())
     async with ctx.sessions.begin() as session:
+        await check_rows(session, body)
         ticket = await lifecycle.create_ticket(session, ctx.router, draft, actor, ctx.clock())
         data = await full_ticket_json(ctx, session, ticket, actor)
     return json_response(data, status=201)
