@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import escalation, hotline_api, knowledge, outages
-from actions.binding import FOUR_DIGITS, bound_accounts
+from actions.binding import FOUR_DIGITS, bound_accounts, conversation_of, proof_in
 from actions.common import (
     FORM_CATEGORIES,
     TICKET_RE,
@@ -22,12 +22,12 @@ from actions.common import (
     handoff,
     intent_of,
     looks_like_address,
-    mask_name,
     metadata,
     problem_words,
     user_events,
 )
 from actions.forms import is_general_billing
+from actions.verification import NO_RESIDENT, PROOF_OFFER, TOO_MANY_LOOKUPS, offer_proof, proving
 
 RESET_AFTER_TICKET = ["problem", "address", "leak_location", "gave_up"]
 FORM_NAMES = {"repair_form": "报修", "complaint_form": "投诉", "billing_form": "水费查询", "status_form": "工单查询",
@@ -243,32 +243,53 @@ class ActionAnswerBilling(Action):
                 return [SlotSet("last_topic", topic["key"])]
             dispatcher.utter_message(text="查询水费需要您的10位户号（水费单上有），随时发给我就可以。")
             return []
-        statements, owing = [], False
+        statements, owing, unproven = [], False, []
         for number in accounts:
             try:
-                data = await hotline_api.get_balance(number)
+                data = await hotline_api.resident_statement(conversation_of(tracker), number)
             except hotline_api.NotFound:
                 dispatcher.utter_message(text=f"没有找到户号 {number}，请核对后重新查询。")
                 return [SlotSet("account_number", None)]
+            except hotline_api.TooManyTries:
+                dispatcher.utter_message(text=TOO_MANY_LOOKUPS)
+                return [SlotSet("account_number", None)]
+            except hotline_api.Rejected:
+                dispatcher.utter_message(text=NO_RESIDENT)
+                return []
             except hotline_api.ApiUnavailable:
                 api_down(dispatcher, "billing", tracker)
                 return []
-            statements.append("\n".join(self._statement(data)))
-            owing = owing or bool(data["arrears_fen"] + data["outstanding_fen"])
+            if data["verified"]:
+                statements.append("\n".join(self._statement(data)))
+                owing = owing or bool(data["arrears_fen"] + data["outstanding_fen"])
+            else:
+                statements.append(self._amount_due(data))
+                owing = owing or bool(data.get("amount_due_fen"))
+                unproven.append(number)
         lines = ["\n\n".join(statements)]
         topic = knowledge.faq_by_key("payment")
         if topic and owing:
             lines.append(topic["answer"])
         said = "；".join(e["text"] for e in user_events(tracker, since_action="billing_form"))
-        if any(w in said for w in ("高", "贵", "多扣", "不对", "水表有问题", "读数", "抄错", "翻了")):
+        if not unproven and any(w in said for w in ("高", "贵", "多扣", "不对", "水表有问题", "读数", "抄错", "翻了")):
             lines.append("如果您认为水量或读数不对，可以核对水表上的读数；需要核查的话回复“人工客服”，"
                          "或回复“报修水表”安排人员检查水表。")
+        if unproven:
+            lines.append(PROOF_OFFER["billing"])
         dispatcher.utter_message(text="\n".join(lines))
-        return []
+        return offer_proof(unproven[0], "billing") if unproven else []
+
+    @staticmethod
+    def _amount_due(data: dict[str, Any]) -> str:
+        """What anyone who types the number hears: the masked name and the amount due, or nothing."""
+        if data["disclosure"] == "none":
+            return f"户号 {data['account_number']}：为保护用户信息，核实身份后才能查询。"
+        owed = f"目前应缴 {data['amount_due']} 元。" if data["amount_due_fen"] else "目前没有待缴水费。"
+        return f"户号 {data['account_number']}（{data['name']}）：{owed}"
 
     @staticmethod
     def _statement(data: dict[str, Any]) -> list[str]:
-        lines = [f"户号 {data['account_number']}（{mask_name(data['name'])}）："]
+        lines = [f"户号 {data['account_number']}（{data['name']}）："]
         if data["arrears_fen"]:
             lines.append(f"目前欠费 {data['arrears']} 元（{data['overdue_bills']} 期已过缴费期限，含违约金），请尽快缴纳。")
         else:
@@ -344,20 +365,40 @@ class ActionTicketStatus(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
         if tracker.get_slot("gave_up"):
             return [SlotSet("gave_up", None)]
-        number = tracker.get_slot("ticket_number")
+        # What the form took for a ticket number may be the account it skipped validating (户号3100000012).
+        found = TICKET_RE.search(str(tracker.get_slot("ticket_number") or ""))
+        number = found.group(0).upper() if found else None
+        account = tracker.get_slot("account_number")
         try:
             if number:
-                tickets = [await hotline_api.get_ticket(number)]
-            elif tracker.get_slot("account_number"):
-                tickets = await hotline_api.find_tickets(account=tracker.get_slot("account_number"))
+                tickets: list[dict[str, Any]] | None = [await hotline_api.get_ticket(number)]
+            elif account:
+                # An account's tickets are its proven owner's to see.
+                tickets = await hotline_api.resident_tickets(conversation_of(tracker), account)
+                if tickets is None:
+                    dispatcher.utter_message(text=PROOF_OFFER["tickets"])
+                    return offer_proof(account, "tickets")
             else:
                 tickets = await hotline_api.find_tickets(phone=metadata(tracker).get("phone", ""))
         except hotline_api.NotFound:
+            if not number:
+                dispatcher.utter_message(text=f"没有找到户号 {account}，请核对后重新查询。")
+                return [SlotSet("account_number", None)]
             dispatcher.utter_message(text=f"没有找到工单 {number}，请核对工单号。")
             return [SlotSet("ticket_number", None)]
-        except (hotline_api.ApiUnavailable, hotline_api.Rejected):
+        except hotline_api.TooManyTries:
+            dispatcher.utter_message(text=TOO_MANY_LOOKUPS)
+            return [SlotSet("account_number", None)]
+        except hotline_api.Rejected:
+            dispatcher.utter_message(text=NO_RESIDENT)
+            return []
+        except hotline_api.ApiUnavailable:
             api_down(dispatcher, tracker=tracker)
             return []
+        return self.tell(dispatcher, tickets)
+
+    @staticmethod
+    def tell(dispatcher: CollectingDispatcher, tickets: list[dict[str, Any]]) -> list[Any]:
         if not tickets:
             dispatcher.utter_message(text="没有查到您名下的工单。如需报修或投诉，请直接告诉我情况。")
             return []
@@ -384,6 +425,7 @@ class ActionHandoff(Action):
         return [SlotSet("pending", None)]
 
 
+NAMED = re.compile(r"户主|姓名|名字|叫")  # a holder's name given as such
 CLEARLY_ANOTHER_REQUEST = 0.8  # below this confidence a message inside a form is taken as an answer attempt
 
 
@@ -405,8 +447,8 @@ def _answers_the_question(form: str, slot: str | None, intent: str, text: str, c
         return True
     if slot == "leak_location" and knowledge.leak_side(text) is not None:
         return True
-    if slot == "binding_proof" and FOUR_DIGITS.search(text):
-        return True  # a name that reads like a request is taken as the request
+    if slot == "binding_proof" and (FOUR_DIGITS.search(text) or NAMED.search(text) and proof_in(text)):
+        return True  # 户主张建国 reads like a question to the classifier; other requests are taken as requests
     return INTENT_CATEGORY.get(intent) == FORM_CATEGORIES.get(form) and intent != "ticket_status"
 
 
@@ -434,12 +476,17 @@ class ActionSwitchTopic(Action):
             return ([SlotSet(slot, text)] if slot else []) + stop + [FollowupAction(form)]
         if slot:
             stop.append(SlotSet(slot, None))  # the text filled the slot before this action ran
+        offered_proof = proving(tracker) is not None  # an offer the resident need not take: nothing to resume
         if intent == "stop":
-            dispatcher.utter_message(text=f"好的，{FORM_NAMES.get(form, '')}已取消。还有其他可以帮您的吗？")
+            what = "不核实了" if offered_proof else f"{FORM_NAMES.get(form, '')}已取消"
+            dispatcher.utter_message(text=f"好的，{what}。还有其他可以帮您的吗？")
             return stop + [SlotSet("problem", None), SlotSet("pending", None)]
-        dispatcher.utter_message(text=f"好的，先看您的新问题。刚才的{FORM_NAMES.get(form, '')}还没办完，"
-                                      "之后回复“继续”可以接着办。")
-        events: list[Any] = stop + [SlotSet("pending", f"resume:{form}")]
+        if offered_proof:
+            events: list[Any] = stop + [SlotSet("pending", None)]
+        else:
+            dispatcher.utter_message(text=f"好的，先看您的新问题。刚才的{FORM_NAMES.get(form, '')}还没办完，"
+                                          "之后回复“继续”可以接着办。")
+            events = stop + [SlotSet("pending", f"resume:{form}")]
         if intent == "repair":
             return events + [SlotSet("problem", text)] + [
                 e for e in await start_repair(dispatcher, tracker) if not _sets_problem(e)]

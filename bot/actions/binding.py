@@ -3,6 +3,8 @@ four digits of the phone on file, or the holder's name; at most 5 tries an hour)
 for their balance without typing the number and hear of outages in their area.
 
 Only the hotline knows who the WeChat user is: the bot names the conversation, never an openid.
+The same form takes a proof given in the conversation on any channel when the bot offered one (a
+statement or tickets asked for an account not yet proven; actions/verification.py).
 """
 from __future__ import annotations
 
@@ -10,13 +12,14 @@ import re
 from typing import Any
 
 from rasa_sdk import Action, FormValidationAction, Tracker
-from rasa_sdk.events import SlotSet
+from rasa_sdk.events import FollowupAction, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import hotline_api
-from actions.common import api_down, channel, find_account, mask_name, metadata
+from actions.common import api_down, channel, find_account, metadata
 from actions.forms import _check_account, _stop_if_gave_up, unusable
+from actions.verification import NOT_PROVEN, TOO_MANY_PROOFS, proving
 
 FOUR_DIGITS = re.compile(r"(?<!\d)\d{4}(?!\d)")
 NAME_FILLER = re.compile(r"户主|姓名|名字|的|是|叫|[，。！？,.!?：:\s]")
@@ -64,10 +67,18 @@ class ValidateBindingForm(FormValidationAction):
         return "validate_binding_form"
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
+        intent = ((tracker.latest_message or {}).get("intent") or {}).get("name")
+        if proving(tracker) and intent == "bind_account":
+            # Asked to bind instead of proving for one answer: which account to bind is asked (WeChat), or
+            # the form ends and says binding is WeChat's.
+            wechat = channel(tracker) == "wechat"
+            return [SlotSet("pending", None), SlotSet("binding_proof", None),
+                    *([SlotSet("account_number", None)] if wechat else []),
+                    SlotSet("requested_slot", "account_number" if wechat else None)]
         starting = tracker.get_slot("requested_slot") is None
         latest = (tracker.latest_message or {}).get("text") or ""
         events = await super().run(dispatcher, tracker, domain)
-        if starting and tracker.get_slot("account_number") and not find_account(latest):
+        if starting and tracker.get_slot("account_number") and not find_account(latest) and not proving(tracker):
             # An account from an earlier question (a relative's bill) is not the one to bind: ask for it.
             kept = [e for e in events if not (e.get("event") == "slot" and e.get("name") == "account_number")]
             return [*kept, SlotSet("account_number", None)]
@@ -75,8 +86,10 @@ class ValidateBindingForm(FormValidationAction):
 
     async def required_slots(self, domain_slots: list[str], dispatcher: CollectingDispatcher,
                              tracker: Tracker, domain: DomainDict) -> list[str]:
-        if channel(tracker) != "wechat" or tracker.get_slot("binding_outcome"):
-            return []  # nothing to ask: not WeChat, or the hotline has answered
+        if tracker.get_slot("binding_outcome"):
+            return []  # the hotline has answered
+        if channel(tracker) != "wechat" and not proving(tracker):
+            return []  # binding is WeChat's; a proof offered in the conversation works everywhere
         return _stop_if_gave_up(tracker, list(domain_slots))
 
     # account_number is validated before binding_proof (their order in the domain's form), so the proof's
@@ -92,6 +105,8 @@ class ValidateBindingForm(FormValidationAction):
                                      domain: DomainDict) -> dict[str, Any]:
         proof = proof_in(str(value or ""))
         account = tracker.get_slot("account_number")
+        if proving(tracker):
+            return await self._prove(dispatcher, tracker, account, proof)
         if not proof or not account:
             return unusable("binding_proof", "请回复户号登记手机号的后四位（4位数字），或者户主姓名。", dispatcher, tracker)
         try:
@@ -106,6 +121,22 @@ class ValidateBindingForm(FormValidationAction):
             return {"binding_proof": proof, "binding_outcome": "unavailable"}
         return {"binding_proof": proof, "binding_outcome": "bound"}
 
+    @staticmethod
+    async def _prove(dispatcher: CollectingDispatcher, tracker: Tracker, account: str | None,
+                     proof: str | None) -> dict[str, Any]:
+        if not proof or not account:
+            return {"binding_proof": None, "binding_outcome": "skipped"}  # the offer was not taken up
+        try:
+            await hotline_api.verify_resident(conversation_of(tracker), account, proof)
+        except hotline_api.TooManyTries:
+            return {"binding_proof": proof, "binding_outcome": "locked"}
+        except hotline_api.Rejected:
+            dispatcher.utter_message(text=NOT_PROVEN)
+            return {"binding_proof": None}
+        except (hotline_api.ApiUnavailable, hotline_api.NotFound):
+            return {"binding_proof": proof, "binding_outcome": "unavailable"}
+        return {"binding_proof": proof, "binding_outcome": "verified"}
+
 
 class ActionBindAccount(Action):
     """What the binding came to, once the form is done."""
@@ -118,14 +149,17 @@ class ActionBindAccount(Action):
         done = [SlotSet("binding_proof", None), SlotSet("binding_outcome", None)]
         if tracker.get_slot("gave_up"):
             return done + [SlotSet("gave_up", None)]
+        purpose = proving(tracker)
+        if purpose:
+            return done + [SlotSet("pending", None)] + self._proven(dispatcher, tracker, outcome, purpose)
         if channel(tracker) != "wechat":
             dispatcher.utter_message(text=NOT_WECHAT)
         elif outcome == "bound":
             account = tracker.get_slot("account_number")
             name = ""
-            try:
-                name = mask_name((await hotline_api.get_customer(account)).get("name") or "")
-            except (hotline_api.ApiUnavailable, hotline_api.NotFound):
+            try:  # bound: the hotline now tells this resident the account's (masked) name
+                name = (await hotline_api.resident_statement(conversation_of(tracker), account)).get("name") or ""
+            except (hotline_api.ApiUnavailable, hotline_api.NotFound, hotline_api.Rejected):
                 pass
             dispatcher.utter_message(text=f"绑定成功：户号 {account}{f'（{name}）' if name else ''}已绑定到您的微信。"
                                           "以后直接说“查水费”就能查询，所在片区的停水通知也会推送给您；"
@@ -136,6 +170,20 @@ class ActionBindAccount(Action):
         else:
             api_down(dispatcher, "inquiry", tracker)
         return done
+
+    @staticmethod
+    def _proven(dispatcher: CollectingDispatcher, tracker: Tracker, outcome: str | None, purpose: str) -> list[Any]:
+        """After a proof offered in the conversation: what was asked for is answered again, now in full."""
+        if outcome == "verified":
+            dispatcher.utter_message(text="核实成功。")
+            return [FollowupAction("action_ticket_status" if purpose == "tickets" else "action_answer_billing")]
+        if outcome == "locked":
+            dispatcher.utter_message(text=TOO_MANY_PROOFS)
+        elif outcome == "skipped":
+            dispatcher.utter_message(response="utter_anything_else")
+        else:
+            api_down(dispatcher, "billing" if purpose == "billing" else "inquiry", tracker)
+        return []
 
 
 class ActionUnbindAccount(Action):

@@ -14,6 +14,7 @@ from rasa_sdk.types import DomainDict
 
 from actions import hotline_api, knowledge, outages
 from actions.common import TICKET_RE, channel, find_account, find_phone, looks_like_address, metadata
+from actions.verification import TOO_MANY_LOOKUPS
 
 GENERIC = re.compile(r"我要|我想|想要|报修|报个修|投诉|一下|你好|您好|请问|麻烦|帮我|登记|维修|[，。！？,.!?\s]")
 ASKED_WHAT = {"address": "地址", "phone": "联系电话", "account_number": "户号", "ticket_number": "工单号",
@@ -57,12 +58,17 @@ async def _check_account(value: Any, dispatcher: CollectingDispatcher, tracker: 
     account = find_account(str(value or ""))
     if not account:
         return unusable(slot, "户号是水费单上的10位数字，请核对后再发给我；不查了可以回复“取消”。", dispatcher, tracker)
-    try:
-        await hotline_api.get_customer(account)
+    try:  # through the residents' door: a look-up of a number the resident has not proven counts there
+        await hotline_api.resident_statement(metadata(tracker).get("conversation_id"), account)
     except hotline_api.NotFound:
         return unusable(slot, f"没有找到户号 {account}，请核对后重新输入；不查了可以回复“取消”。", dispatcher, tracker)
-    except hotline_api.ApiUnavailable:
-        pass  # checked again when the ticket is created
+    except hotline_api.TooManyTries:
+        if (tracker.active_loop or {}).get("name") not in ("billing_form", "status_form"):
+            return {"account_number": account}  # a repair is taken all the same; the ticket checks the number
+        dispatcher.utter_message(text=TOO_MANY_LOOKUPS)
+        return {slot: None, "account_number": None, "gave_up": slot}
+    except (hotline_api.ApiUnavailable, hotline_api.Rejected):
+        pass  # checked again when the account is used (a ticket, a statement)
     return {"account_number": account}
 
 

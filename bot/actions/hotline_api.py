@@ -22,7 +22,11 @@ class NotFound(Exception):
 
 
 class TooManyTries(ApiUnavailable):
-    """429: the hotline refuses more tries for now (binding: 5 an hour); elsewhere, unavailable."""
+    """429: the hotline refuses more tries for now (wrong proofs, different accounts looked up)."""
+
+
+class Forbidden(Exception):
+    """403: not for this resident (not verified for the account)."""
 
 
 class Rejected(Exception):
@@ -48,6 +52,8 @@ async def request(method: str, path: str, *, json: Any = None, params: dict[str,
                     raise NotFound(path)
                 if resp.status == 429:
                     raise TooManyTries(path)
+                if resp.status == 403:
+                    raise Forbidden(path)
                 if resp.status in (400, 409, 422):
                     raise Rejected(body.get("error", {}).get("message", "rejected"))
                 if resp.status >= 300:
@@ -69,12 +75,31 @@ async def find_tickets(**filters: str) -> list[dict[str, Any]]:
     return (await request("GET", "/api/tickets", params={"limit": "3", **filters}))["items"]
 
 
-async def get_customer(account_number: str) -> dict[str, Any]:
-    return await request("GET", f"/api/customers/{account_number}")
+def _account_query(conversation_id: Any, account_number: str) -> dict[str, str]:
+    # No conversation (rasa shell): the hotline refuses (422), it cannot tell who is asking.
+    return {"conversation_id": str(conversation_id or ""), "account_number": account_number}
 
 
-async def get_balance(account_number: str) -> dict[str, Any]:
-    return await request("GET", f"/api/customers/{account_number}/balance")
+async def resident_statement(conversation_id: Any, account_number: str) -> dict[str, Any]:
+    """The account as this conversation's resident may see it: `verified` and the full statement, or at most
+    the masked name and the amount due. 429 (TooManyTries): too many different accounts this hour."""
+    return await request("GET", "/api/residents/statement", params=_account_query(conversation_id, account_number))
+
+
+async def resident_tickets(conversation_id: Any, account_number: str) -> list[dict[str, Any]] | None:
+    """The account's latest tickets for a verified resident; None when the resident must prove it first."""
+    try:
+        return (await request("GET", "/api/residents/tickets",
+                              params=_account_query(conversation_id, account_number)))["items"]
+    except Forbidden:
+        return None
+
+
+async def verify_resident(conversation_id: Any, account_number: str, proof: str) -> dict[str, Any]:
+    """422 (Rejected): the proof does not match; 429 (TooManyTries): too many wrong proofs."""
+    return await request("POST", "/api/residents/verify", json={"conversation_id": conversation_id,
+                                                                 "account_number": account_number,
+                                                                 "proof": proof[:50]})
 
 
 async def get_outages(area: str | None = None) -> list[dict[str, Any]]:

@@ -48,6 +48,8 @@ class Stack(ServiceProcess):
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     stack = Stack(tmp_path_factory.mktemp("bot-stack"), TOKEN, bot=True,
                   env={"HOTLINE_BOT_RASA_TOKEN": RASA_TOKEN, "HOTLINE_WECHAT_TOKEN": wx.TOKEN,
+                       # every web chat here comes from 127.0.0.1: one address, many residents
+                       "HOTLINE_WEB_MESSAGES_PER_MINUTE": "1000", "HOTLINE_WEB_CONNECTIONS_PER_MINUTE": "1000",
                        # nothing leaves 127.0.0.1: late replies fail against a closed local port
                        "HOTLINE_WECHAT_API_BASE_URL": "http://127.0.0.1:9"}).start()
     try:
@@ -101,23 +103,52 @@ def test_a_wechat_location_fills_the_address(stack: Stack) -> None:
 
 
 def test_an_unknown_account_number_is_asked_again(stack: Stack) -> None:
-    stack.say("r3", "帮我查一下水费")
-    reply = stack.say("r3", "3199999999")
-    assert "没有找到户号" in reply.text
+    async def dialogue(chat: WebChat) -> Turn:
+        await chat.say("帮我查一下水费")
+        return await chat.say("3199999999")
+    assert "没有找到户号" in web_chat(stack, "unknown-account", dialogue).text
 
 
-def test_billing_answers_from_the_store(stack: Stack) -> None:
-    stack.say("b1", "查询欠费")
-    reply = stack.say("b1", "3100000003")
-    balance = stack.api("/api/customers/3100000003/balance")
-    assert "户号 3100000003" in reply.text
-    if balance["arrears_fen"]:
-        assert f"欠费 {balance['arrears']} 元" in reply.text
-    else:
-        assert "没有欠费" in reply.text
-    assert f"预存余额 {balance['balance']} 元" in reply.text
+def test_billing_tells_a_stranger_the_amount_due_and_the_proven_owner_the_bills(stack: Stack) -> None:
+    account = "3100000003"
+    balance = stack.api(f"/api/customers/{account}/balance")
+    phones = stack.api(f"/api/customers/{account}")["phones"]
+
+    async def dialogue(chat: WebChat) -> tuple[Turn, Turn]:
+        await chat.say("查询欠费")
+        anonymous = await chat.say(account)
+        proven = await chat.say(f"尾号{phones[0][-4:]}")
+        return anonymous, proven
+    anonymous, proven = web_chat(stack, "billing-owner", dialogue)
+    due = balance["arrears_fen"] + balance["outstanding_fen"]
+    assert f"户号 {account}" in anonymous.text
+    assert (f"目前应缴 {due / 100:.2f} 元" if due else "目前没有待缴水费") in anonymous.text
+    for private in ("预存余额", "吨", "→", "欠费 "):  # no balance, volume, reading (100→130) or arrears
+        assert private not in anonymous.text, anonymous.text
+    assert "后四位" in anonymous.text  # the offer to prove it
     latest = balance["bills"][0]
-    assert f"用水 {latest['volume_m3']} 吨" in reply.text
+    assert "核实成功" in proven.text and f"预存余额 {balance['balance']} 元" in proven.text
+    assert f"用水 {latest['volume_m3']} 吨" in proven.text and "读数" in proven.text
+
+
+def test_an_accounts_tickets_are_for_its_proven_owner(stack: Stack) -> None:
+    account = "3100000012"
+    number = stack.api("/api/tickets", {"category": "repair", "business_type": "meter_fault", "channel": "phone",
+                                        "description": "水表不走了", "phone": "13812340012",
+                                        "account_number": account})["number"]
+    phones = stack.api(f"/api/customers/{account}")["phones"]
+
+    async def dialogue(chat: WebChat) -> tuple[Turn, Turn, Turn]:
+        await chat.say("查询工单")
+        asked = await chat.say(f"户号{account}")
+        wrong = await chat.say("尾号" + next(d for d in ("0000", "1111", "2222")
+                                             if not any(p.endswith(d) for p in phones)))
+        proven = await chat.say(f"尾号{phones[0][-4:]}")
+        return asked, wrong, proven
+    asked, wrong, proven = web_chat(stack, "tickets-owner", dialogue)
+    assert number not in asked.text and "核实" in asked.text and "后四位" in asked.text
+    assert "对不上" in wrong.text and number not in wrong.text
+    assert number in proven.text and "待派单" in proven.text
 
 
 def test_inquiries_are_answered_from_the_knowledge_base_and_outages(stack: Stack) -> None:
@@ -426,6 +457,9 @@ def test_a_wechat_resident_binds_an_account_and_asks_for_the_balance_without_the
     assert "一小时后" in locked and "成功" not in locked
     assert stack.api("/api/bindings?openid=openid-bind-1")["items"] == []
 
+    # Five wrong proofs lock 3100000005 for everyone for an hour (the per-account limit): bind another.
+    account = "3100000006"
+    phones = stack.api(f"/api/customers/{account}")["phones"]
     assert "户号" in wechat(stack, "openid-bind-2", "绑定户号")
     wechat(stack, "openid-bind-2", account)
     bound = wechat(stack, "openid-bind-2", f"尾号{phones[0][-4:]}")
@@ -441,7 +475,9 @@ def test_a_wechat_resident_binds_an_account_and_asks_for_the_balance_without_the
 
 def test_binding_asks_for_the_account_to_bind_and_takes_no_request_for_a_proof(stack: Stack) -> None:
     wechat(stack, "openid-bind-3", "帮我查一下水费")
-    assert "户号 3100000007" in wechat(stack, "openid-bind-3", "3100000007")  # a relative's bill
+    relative = wechat(stack, "openid-bind-3", "3100000007")  # a relative's bill: the amount due, and an offer
+    assert "户号 3100000007" in relative and ("应缴" in relative or "没有待缴" in relative)
+    assert "预存余额" not in relative and "后四位" in relative
     assert "10位户号" in wechat(stack, "openid-bind-3", "我要绑定户号")  # not that account, unasked
     assert "后四位" in wechat(stack, "openid-bind-3", "3100000008")
     other = wechat(stack, "openid-bind-3", "家里停水了")

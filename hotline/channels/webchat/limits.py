@@ -18,8 +18,8 @@ from hotline.auth.throttle import address_key
 class WebChatConfig:
     """[web]: the web chat's own settings (HOTLINE_WEB_<KEY>)."""
 
-    connections_per_minute: int = 20  # new sockets from one address; more get HTTP 429
-    messages_per_minute: int = 30  # messages from one address over all its sockets; more are refused politely
+    connections_per_minute: int = 30  # new sockets from one address; more get HTTP 429
+    messages_per_minute: int = 60  # messages from one address over all its sockets; more are refused politely
 
 
 class RateLimit:
