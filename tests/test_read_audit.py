@@ -216,3 +216,12 @@ async def test_audit_rows_written_in_the_callers_transaction_commit_with_it(ctx,
         stored = await session.get(ReadAudit, row.id)
     assert (stored.role, stored.staff_id, stored.phone, stored.hits) == ("admin", staff["admin"].id, PHONE, 3)
     assert stored.at == ctx.clock()
+
+
+async def test_the_audit_and_the_reveal_are_in_the_openapi_description(client: TestClient) -> None:
+    doc = await (await client.get("/api/openapi.json")).json()
+    audit = doc["paths"]["/api/audit/reads"]["get"]
+    assert {p["name"] for p in audit["parameters"]} >= {"account", "phone", "staff", "from", "to"}
+    assert "403" in audit["responses"] and "admins" in audit["summary"]
+    reveal = doc["paths"]["/api/customers/{account_number}/reveal"]["post"]
+    assert reveal["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/RevealBody")
