@@ -273,3 +273,21 @@ async def test_words_that_signal_the_media_raise_an_alert_and_the_tickets_priori
     assert ack.status == 200
     assert (await (await client.get("/api/alerts", headers=headers)).json())["items"] == []
     assert (await client.post(f"/api/alerts/{alerts[0]['id']}/acknowledge", headers=headers, json={})).status == 409
+
+
+async def test_outage_times_without_an_offset_are_the_utilitys_local_time(client, ctx, staff) -> None:
+    """A dispatcher's 18:30 is Beijing time whatever the sender's zone; a time with an offset is taken as sent."""
+    headers = await login(client, "crew")
+    body = {"areas": ["城南片区"], "title": "胜利路阀门检修", "planned": True,
+            "starts_at": "2026-09-25T18:30", "ends_at": "2026-09-25T22:00:00"}
+    naive = await (await client.post("/api/outages", json=body, headers=headers)).json()
+    assert dt.datetime.fromisoformat(naive["starts_at"]) == local(2026, 9, 25, 18, 30)
+    assert dt.datetime.fromisoformat(naive["ends_at"]) == local(2026, 9, 25, 22, 0)
+    body |= {"title": "长安路阀门检修", "starts_at": "2026-09-25T10:30:00Z", "ends_at": "2026-09-25T22:00:00+08:00"}
+    offset = await (await client.post("/api/outages", json=body, headers=headers)).json()
+    assert dt.datetime.fromisoformat(offset["starts_at"]) == local(2026, 9, 25, 18, 30)
+    assert dt.datetime.fromisoformat(offset["ends_at"]) == local(2026, 9, 25, 22, 0)
+    extended = await client.patch(f"/api/outages/{naive['id']}", headers=headers, json={"ends_at": "2026-09-25T23:30"})
+    assert dt.datetime.fromisoformat((await extended.json())["ends_at"]) == local(2026, 9, 25, 23, 30)
+    zone = await (await client.get("/api/areas", headers=headers)).json()
+    assert (zone["timezone"], zone["utc_offset"]) == ("Asia/Shanghai", "+08:00") and "城南片区" in zone["items"]

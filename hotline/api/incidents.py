@@ -34,19 +34,24 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
 
+# Times from dispatchers: an offset is honoured; a time without one is the utility's local time (the
+# working-day calendar's zone, Beijing time by default), never the browser's or the server's.
+LOCAL_TIME = "ISO 8601; without an offset, the utility's local time (the calendar's time zone)"
+
+
 class OutageIn(_Body):
     areas: list[str] = Field(min_length=1, max_length=20)
     title: str = Field(min_length=1, max_length=200)
     detail: str = Field(default="", max_length=2000)
     planned: bool = True
-    starts_at: dt.datetime
-    ends_at: dt.datetime
+    starts_at: dt.datetime = Field(description=LOCAL_TIME)
+    ends_at: dt.datetime = Field(description=LOCAL_TIME)
 
 
 class OutageChange(_Body):
     title: str | None = Field(default=None, min_length=1, max_length=200)
     detail: str | None = Field(default=None, max_length=2000)
-    ends_at: dt.datetime | None = None
+    ends_at: dt.datetime | None = Field(default=None, description=LOCAL_TIME)
     areas: list[str] | None = Field(default=None, min_length=1, max_length=20)
 
 
@@ -55,7 +60,7 @@ class Note(_Body):
 
 
 class Confirm(_Body):
-    expected_restore_at: dt.datetime
+    expected_restore_at: dt.datetime = Field(description=LOCAL_TIME)
     text: str = Field(min_length=1, max_length=2000, description="what residents are told: cause and work")
 
 
@@ -114,6 +119,18 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
+def utility_time(ctx: AppContext, value: dt.datetime) -> dt.datetime:
+    """A dispatcher's time: as sent when it has an offset, else read in the utility's zone (LOCAL_TIME)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=ctx.router.calendar.timezone)
+
+
+def zone_json(ctx: AppContext) -> dict[str, str]:
+    """The zone the console's time boxes are in, so the form can say it beside them."""
+    zone = ctx.router.calendar.timezone
+    offset = ctx.clock().astimezone(zone).strftime("%z")
+    return {"timezone": str(zone), "utc_offset": f"{offset[:3]}:{offset[3:]}"}
+
+
 async def outage_json(session: Any, outage: Outage) -> dict[str, Any]:
     return {"id": outage.id, "areas": await doors.outage_areas(session, outage), "title": outage.title,
             "detail": outage.detail, "planned": outage.planned, "starts_at": _iso(outage.starts_at),
@@ -123,9 +140,11 @@ async def outage_json(session: Any, outage: Outage) -> dict[str, Any]:
 
 # --- outages ----------------------------------------------------------------------------------------
 
-@route("GET", "/api/areas", "The areas outages and incidents are about", tag="incidents", roles=STAFF_AND_SERVICE)
+@route("GET", "/api/areas", "The areas outages and incidents are about, and the time zone outage times are read in",
+       tag="incidents", roles=STAFF_AND_SERVICE)
 async def areas(request: web.Request) -> web.Response:
-    return json_response({"items": await notices.areas_known(ctx_of(request))})
+    ctx = ctx_of(request)
+    return json_response({"items": await notices.areas_known(ctx), **zone_json(ctx)})
 
 
 @route("GET", "/api/areas/locate", "The area of an address (its street words) or of a location (inside an "
@@ -144,8 +163,8 @@ async def publish(request: web.Request) -> web.Response:
     body = await parse_body(request, OutageIn)
     async with ctx.sessions.begin() as session:
         outage = await doors.publish_outage(session, areas=body.areas, title=body.title, detail=body.detail,
-                                            planned=body.planned, starts_at=body.starts_at,
-                                            ends_at=body.ends_at, actor=actor, now=ctx.clock())
+                                            planned=body.planned, starts_at=utility_time(ctx, body.starts_at),
+                                            ends_at=utility_time(ctx, body.ends_at), actor=actor, now=ctx.clock())
         data = await outage_json(session, outage)
     data["residents_told"] = await notices.tell_area(ctx, data["id"], "publish")
     return json_response(data, status=201)
@@ -162,7 +181,8 @@ async def change_outage(request: web.Request) -> web.Response:
         if outage is None:
             raise ApiError(404, "not_found", "no such outage")
         action = await doors.update_outage(session, outage, actor=actor, now=ctx.clock(), title=body.title,
-                                           detail=body.detail, ends_at=body.ends_at, areas=body.areas)
+                                           detail=body.detail, areas=body.areas,
+                                           ends_at=utility_time(ctx, body.ends_at) if body.ends_at else None)
         data = await outage_json(session, outage)
     data["residents_told"] = await notices.tell_area(ctx, data["id"], action)
     return json_response(data)
@@ -225,7 +245,7 @@ async def confirm(request: web.Request) -> web.Response:
     body = await parse_body(request, Confirm)
     async with ctx.sessions.begin() as session:
         incident = await _incident(session, request)
-        outage = await doors.confirm(session, incident, expected_restore_at=body.expected_restore_at,
+        outage = await doors.confirm(session, incident, expected_restore_at=utility_time(ctx, body.expected_restore_at),
                                      text=body.text, actor=actor, now=ctx.clock())
         outage_id = outage.id
         data = await incident_json(session, incident)

@@ -6,9 +6,9 @@ import datetime as dt
 from collections.abc import Callable, Iterator
 
 import pytest
-from playwright.sync_api import BrowserContext, expect
+from playwright.sync_api import Browser, BrowserContext, Dialog, expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.conftest import DEMO_PASSWORD, sign_in
 from tests.service_process import ServiceProcess
 
 TOKEN = "incident-browser-token"
@@ -77,7 +77,65 @@ def test_a_supervisor_confirms_a_burst_main_and_ends_it(
     start = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     dispatcher.fill("#o-start", _local(start))
     dispatcher.fill("#o-end", _local(start + dt.timedelta(hours=8)))
+    dispatcher.check("#o-planned")  # not ticked by default
+    dispatcher.once("dialog", lambda dialog: dialog.accept())  # 确定发布并通知居民吗？
     dispatcher.click("#outage-form button[type=submit]")
     expect(dispatcher.locator("#outage-list")).to_contain_text("创业大道管道改造")
     expect(dispatcher.locator("#o-title")).to_have_value("")  # sent: the form is empty, not ready to send twice
     expect(supervisor.locator("#outage-list")).to_contain_text("创业大道管道改造")  # live on the other console
+
+
+def test_an_outage_typed_in_a_utc_browser_is_published_in_beijing_time(
+        incident_service: ServiceProcess, browser: Browser) -> None:
+    """The dispatcher's laptop is set to UTC: 18:30-22:00 typed is 18:30-22:00 Beijing time, said beside the
+    boxes and read back before thousands of residents are told; 计划停水 is a choice, not a default."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, locale="zh-CN", timezone_id="UTC")
+    try:
+        page = sign_in(context.new_page(), incident_service.url, "wang.repair", DEMO_PASSWORD)
+        assert page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") in ("UTC", "Etc/UTC")
+        page.click("a[data-nav=incidents]")
+        expect(page.locator("#o-zone")).to_have_text("北京时间（UTC+08:00）")
+        expect(page.locator("#o-planned")).not_to_be_checked()
+        day = (dt.datetime.now(dt.UTC) + dt.timedelta(days=3)).astimezone(BEIJING).date()
+        page.select_option("#o-areas", ["城南片区"])
+        page.fill("#o-title", "胜利路阀门检修")
+        page.fill("#o-start", f"{day.isoformat()}T18:30")
+        page.fill("#o-end", f"{day.isoformat()}T22:00")
+
+        page.click("#outage-form button[type=submit]")  # no answer to the question: Playwright dismisses it
+        expect(page.locator("#o-title")).to_have_value("胜利路阀门检修")  # nothing sent, the form as typed
+        assert not _published(incident_service, "胜利路阀门检修")
+
+        asked: list[str] = []
+
+        def read_back(dialog: Dialog) -> None:
+            asked.append(dialog.message)
+            dialog.accept()
+        page.once("dialog", read_back)
+        page.click("#outage-form button[type=submit]")
+        expect(page.locator("#outage-list")).to_contain_text("胜利路阀门检修")
+        assert "城南片区" in asked[0] and "抢修停水" in asked[0] and "北京时间" in asked[0]
+        assert f"{day.isoformat()} 18:30 至 {day.isoformat()} 22:00" in asked[0]
+        outage = _published(incident_service, "胜利路阀门检修")
+        assert outage is not None and outage["planned"] is False
+        assert dt.datetime.fromisoformat(outage["starts_at"]) == dt.datetime.combine(day, dt.time(18, 30), BEIJING)
+        assert dt.datetime.fromisoformat(outage["ends_at"]) == dt.datetime.combine(day, dt.time(22, 0), BEIJING)
+        item = page.locator("#outage-list li.outage", has_text="胜利路阀门检修")
+        expect(item).to_contain_text(f"{day.isoformat()} 18:30 至 {day.isoformat()} 22:00")
+
+        item.locator(".o-until").fill(f"{day.isoformat()}T23:30")  # extended, in the same zone
+        item.get_by_role("button", name="延长").click()
+        expect(page.locator("#outage-list li.outage", has_text="胜利路阀门检修")).to_contain_text(
+            f"{day.isoformat()} 23:30")
+        outage = _published(incident_service, "胜利路阀门检修")
+        assert outage is not None
+        assert dt.datetime.fromisoformat(outage["ends_at"]) == dt.datetime.combine(day, dt.time(23, 30), BEIJING)
+    finally:
+        context.close()
+
+
+BEIJING = dt.timezone(dt.timedelta(hours=8))
+
+
+def _published(service: ServiceProcess, title: str) -> dict | None:
+    return next((o for o in service.api("/api/outages")["items"] if o["title"] == title), None)

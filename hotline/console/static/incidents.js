@@ -5,7 +5,8 @@
 
 (function () {
   // discard: the drafts just sent and accepted; the next render leaves those fields empty.
-  const I = { ctx: null, discard: new Set() };
+  // zone: the utility's time zone (from /api/areas), which every time box here is in, whatever the browser's.
+  const I = { ctx: null, discard: new Set(), zone: { timezone: "Asia/Shanghai", utc_offset: "+08:00" } };
   const $ = (id) => document.getElementById(id);
 
   function el(tag, props = {}, ...kids) {
@@ -22,7 +23,12 @@
   }
 
   const STATUS = { suspected: "疑似", active: "处置中", dismissed: "已排除", ended: "已恢复" };
-  const iso = (local) => (local ? new Date(local).toISOString() : null);
+  // A time box's value as typed ("2026-09-24T18:30"), without an offset: the server reads it in the utility's
+  // zone. (new Date(value) would read it in the browser's zone: 18:30 typed in a UTC browser became 02:30.)
+  const typed = (value) => value || null;
+  const shown = (value) => (value || "").replace("T", " ");
+  const zoneLabel = () => `${I.zone.timezone === "Asia/Shanghai" ? "北京时间" : I.zone.timezone}（UTC${I.zone.utc_offset}）`;
+  const zoneNote = (id) => el("span", { class: "meta zone", id, text: zoneLabel() });
   const can = (...roles) => roles.includes(I.ctx.me.role);
 
   async function act(method, path, body, done, sentDrafts = []) {
@@ -51,10 +57,10 @@
       const restore = el("input", { type: "datetime-local", class: "i-restore", required: true, "data-draft": `i${inc.id}-restore` });
       const text = el("textarea", { class: "i-text", rows: 2, maxlength: 2000, placeholder: "告知居民：原因与抢修情况",
         "data-draft": `i${inc.id}-text` });
-      box.append(el("div", { class: "actions" }, el("label", {}, "预计恢复 ", restore), text,
+      box.append(el("div", { class: "actions" }, el("label", {}, "预计恢复 ", restore, " ", zoneNote()), text,
         el("button", { type: "button", class: "primary i-confirm", text: "确认事件",
           onclick: () => act("POST", `/api/incidents/${inc.id}/confirm`,
-            { expected_restore_at: iso(restore.value), text: text.value }, "已确认，已告知报修居民") }),
+            { expected_restore_at: typed(restore.value), text: text.value }, "已确认，已告知报修居民") }),
         el("button", { type: "button", class: "i-dismiss", text: "排除",
           onclick: () => act("POST", `/api/incidents/${inc.id}/dismiss`, { note: "" }, "已排除") })));
     } else if (inc.status === "active") {
@@ -74,9 +80,9 @@
       el("div", { class: "row" }, el("span", { class: "tag", text: o.planned ? "计划停水" : "抢修停水" }),
         el("strong", { text: ` ${o.title}` }), el("span", { class: "meta", text: ` ${o.areas.join("、")}` })),
       el("div", { class: "meta", text: `${I.ctx.fmtTime(o.starts_at)} 至 ${I.ctx.fmtTime(o.ends_at)} ${o.detail || ""}` }),
-      el("div", { class: "actions" }, el("label", {}, "延至 ", until),
+      el("div", { class: "actions" }, el("label", {}, "延至 ", until, " ", zoneNote()),
         el("button", { type: "button", text: "延长", onclick: () => act("PATCH", `/api/outages/${o.id}`,
-          { ends_at: iso(until.value) }, "已延长并通知居民", [`o${o.id}-until`]) }),
+          { ends_at: typed(until.value) }, "已延长并通知居民", [`o${o.id}-until`]) }),
         el("button", { type: "button", text: "结束停水", onclick: () => act("POST", `/api/outages/${o.id}/end`,
           { note: "" }, "已结束并通知居民") })));
   }
@@ -95,23 +101,34 @@
 
   async function publishForm() {
     let areas = [];
-    try { areas = (await I.ctx.api("GET", "/api/areas")).items; } catch (_) { /* keep the form usable */ }
+    try {
+      const known = await I.ctx.api("GET", "/api/areas");
+      areas = known.items;
+      if (known.timezone) I.zone = { timezone: known.timezone, utc_offset: known.utc_offset };
+    } catch (_) { /* keep the form usable */ }
     const pick = el("select", { id: "o-areas", "data-draft": "o-areas", multiple: true, size: Math.min(6, areas.length || 1) },
       ...areas.map((a) => el("option", { value: a, text: a })));
     const form = el("form", { id: "outage-form", class: "ticket-form" },
       el("h3", { text: "发布停水通知" }), el("label", {}, "区域（可多选） ", pick),
       el("label", {}, "标题 ", el("input", { id: "o-title", "data-draft": "o-title", maxlength: 200, required: true })),
       el("label", {}, "说明 ", el("textarea", { id: "o-detail", "data-draft": "o-detail", rows: 2, maxlength: 2000 })),
-      el("label", {}, el("input", { id: "o-planned", "data-draft": "o-planned", type: "checkbox", checked: true }), " 计划停水"),
+      // Not ticked by default: a planned outage is announced as such, so the dispatcher says so on purpose.
+      el("label", {}, el("input", { id: "o-planned", "data-draft": "o-planned", type: "checkbox" }), " 计划停水"),
       el("label", {}, "开始 ", el("input", { id: "o-start", "data-draft": "o-start", type: "datetime-local", required: true })),
       el("label", {}, "预计恢复 ", el("input", { id: "o-end", "data-draft": "o-end", type: "datetime-local", required: true })),
+      el("p", { class: "meta" }, "时间均为", zoneNote("o-zone"), "，与浏览器所在时区无关"),
       el("button", { type: "submit", class: "primary", text: "发布并通知居民" }));
     form.addEventListener("submit", (ev) => {
       ev.preventDefault();
-      act("POST", "/api/outages", {
+      const body = {
         areas: [...pick.selectedOptions].map((o) => o.value), title: $("o-title").value, detail: $("o-detail").value,
-        planned: $("o-planned").checked, starts_at: iso($("o-start").value), ends_at: iso($("o-end").value),
-      }, "已发布停水通知", ["o-areas", "o-title", "o-detail", "o-planned", "o-start", "o-end"]);
+        planned: $("o-planned").checked, starts_at: typed($("o-start").value), ends_at: typed($("o-end").value),
+      };
+      // Publishing tells every bound resident of the areas at once: the dispatcher reads it back first.
+      const question = `将向${body.areas.join("、") || "（未选区域）"}的居民发布${body.planned ? "计划停水" : "抢修停水"}通知：\n`
+        + `${body.title}\n${shown(body.starts_at)} 至 ${shown(body.ends_at)}（${zoneLabel()}）\n确定发布并通知居民吗？`;
+      if (!window.confirm(question)) return;
+      act("POST", "/api/outages", body, "已发布停水通知", ["o-areas", "o-title", "o-detail", "o-planned", "o-start", "o-end"]);
     });
     return form;
   }
