@@ -44,12 +44,15 @@ class PrivacyRun(Base):
 
 def _indexes() -> None:
     """Indexes the retention purge walks on tables other models own (migration 0013)."""
+    from models.callback import CallbackTask
     from models.conversation import Conversation, Message
-    from models.ticket import Ticket
+    from models.ticket import Notification, Ticket
 
     Index("ix_messages_created_at", Message.created_at)
     Index("ix_tickets_closed_at", Ticket.closed_at)
     Index("ix_conversations_updated_at", Conversation.updated_at)
+    Index("ix_notifications_ticket_id", Notification.ticket_id)
+    Index("ix_callback_tasks_conversation_id", CallbackTask.conversation_id)
 
 
 _indexes()

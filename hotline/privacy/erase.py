@@ -62,10 +62,12 @@ async def erase(ctx: AppContext, r: Resident) -> Erasure:
         c = out.counts
         c["nlu_feedback"] = (await session.execute(delete(NluFeedback).where(
             NluFeedback.conversation_id.in_(r.conversation_ids)))).rowcount or 0  # type: ignore[attr-defined]
-        c["conversations"] = await retention.anonymize_conversations(session, sorted(r.conversation_ids))
-        c["recordings"] = await _recordings(session, sorted(r.call_ids), pctx)
-        c["calls"] = await retention.anonymize_calls(session, sorted(r.call_ids))
-        c["tickets"] = await retention.anonymize_tickets(session, sorted(r.ticket_ids), pctx)
+        c["conversations"] = await retention.apply_now(session, retention.plan_conversations,
+                                                       sorted(r.conversation_ids), pctx)
+        await retention.apply_now(session, retention.plan_recordings, sorted(r.call_ids), pctx)
+        c["recordings"] = pctx.files_removed
+        c["calls"] = await retention.apply_now(session, retention.plan_calls, sorted(r.call_ids), pctx)
+        c["tickets"] = await retention.apply_now(session, retention.plan_tickets, sorted(r.ticket_ids), pctx)
         await session.execute(update(CallbackTask).where(or_(
             CallbackTask.id.in_(r.callback_task_ids), CallbackTask.external_user.in_(r.resident_ids))).values(
             external_user=None, note=""))
@@ -98,10 +100,4 @@ async def erase(ctx: AppContext, r: Resident) -> Erasure:
     out.counts["tracker_events"] = await tracker.erase_senders(ctx, senders)
     out.swept = await sweep.sweep(ctx, sweep.needles_of(r.resident_ids, words))
     return out
-
-
-async def _recordings(session: Any, call_ids: list[int], pctx: retention.PurgeContext) -> int:
-    before = pctx.files_removed
-    await retention.remove_recordings(session, call_ids, pctx)
-    return pctx.files_removed - before
 

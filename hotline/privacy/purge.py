@@ -33,12 +33,14 @@ class PurgeReport:
     longest_batch_ms: float = 0.0
     batches: int = 0
     files_removed: int = 0
+    longest_by_pass: dict[str, float] = field(default_factory=dict)
     skipped: bool = False  # another process holds the day's purge
 
     def as_dict(self) -> dict[str, Any]:
         return {"run_id": self.run_id, "dry_run": self.dry_run, "counts": self.counts,
                 "longest_batch_ms": round(self.longest_batch_ms, 1), "batches": self.batches,
-                "files_removed": self.files_removed, "skipped": self.skipped}
+                "files_removed": self.files_removed, "longest_by_pass": self.longest_by_pass,
+                "skipped": self.skipped}
 
 
 async def run_purge(ctx: AppContext, *, dry_run: bool = False, actor_kind: str = "system",
@@ -69,7 +71,8 @@ async def run_purge(ctx: AppContext, *, dry_run: bool = False, actor_kind: str =
     await runs.finish(ctx, run_id, counts=counts, cutoffs=result.cutoffs, longest_batch_ms=result.longest_batch_ms)
     log.info("retention purge %d: %s; %d batches, longest %.1f ms", run_id,
              ", ".join(f"{k} {v}" for k, v in counts.items()), result.batches, result.longest_batch_ms)
-    return PurgeReport(run_id, False, counts, result.longest_batch_ms, result.batches, result.files_removed)
+    return PurgeReport(run_id, False, counts, result.longest_batch_ms, result.batches, result.files_removed,
+                       result.longest_by_pass)
 
 
 async def tick(ctx: AppContext, job: JobRuns) -> dt.datetime:

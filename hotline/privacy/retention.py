@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, delete, func, literal, or_, select, true, tuple_, update
+from sqlalchemy import ColumnElement, Executable, Table, delete, func, literal, or_, select, true, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.context import AppContext
@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 
 MARGIN = dt.timedelta(days=1)  # a pass starts this long before the last run's cutoff (late writes, clock skew)
 
-Apply = Callable[[AsyncSession, list[int], "PurgeContext"], Awaitable[int]]
+Plan = Callable[[AsyncSession, list[int], "PurgeContext"], Awaitable[list[Executable]]]
 
 
 @dataclass
@@ -67,7 +67,7 @@ class Pass:
     table: Table
     when: Any  # the time column the pass walks (indexed)
     due: Callable[[], ColumnElement[bool]]  # rows that still hold personal data
-    apply: Apply  # changes those rows (ids given); returns rows changed
+    plan: Plan  # reads what a batch needs (ids given) and returns the statements that change it
 
 
 @dataclass
@@ -76,86 +76,112 @@ class PurgeResult:
     cutoffs: dict[str, str] = field(default_factory=dict)
     batches: int = 0
     longest_batch_ms: float = 0.0
+    longest_by_pass: dict[str, float] = field(default_factory=dict)  # ms, per pass
     files_removed: int = 0
 
 
 # --- what each pass does -------------------------------------------------------------------------------
+#
+# A pass's plan reads (no lock) what its batch needs and returns the statements to run; the purge then
+# runs them in one short write transaction. Copies in other tables are changed only where the batch
+# has any, so the writer runs no statement that would change nothing.
 
-async def _blank_messages(session: AsyncSession, ids: list[int], _: PurgeContext) -> int:
-    result = await session.execute(update(Message).where(Message.id.in_(ids)).values(
-        text="", payload={}, channel_message_id=None, delivery_error=None))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+async def _with_rows(session: AsyncSession, fk: Any, ids: list[int]) -> list[int]:
+    """The ids among `ids` that have rows in fk's table."""
+    return sorted(set((await session.execute(select(fk).where(fk.in_(ids)).distinct())).scalars()))
 
 
-async def anonymize_conversations(session: AsyncSession, ids: list[int], _: PurgeContext | None = None) -> int:
+async def _copies(session: AsyncSession, ids: list[int],
+                  changes: list[tuple[Any, Callable[[list[int]], Executable]]]) -> list[Executable]:
+    statements = []
+    for fk, change in changes:
+        having = await _with_rows(session, fk, ids)
+        if having:
+            statements.append(change(having))
+    return statements
+
+
+async def _plan_messages(session: AsyncSession, ids: list[int], _: PurgeContext) -> list[Executable]:
+    return [update(Message).where(Message.id.in_(ids)).values(
+        text="", payload={}, channel_message_id=None, delivery_error=None)]
+
+
+async def plan_conversations(session: AsyncSession, ids: list[int], _: PurgeContext) -> list[Executable]:
     """A conversation without its resident's id, words and the copies of them (slots, events, alerts)."""
-    await session.execute(update(Message).where(Message.conversation_id.in_(ids)).values(
-        text="", payload={}, channel_message_id=None, delivery_error=None))
-    await session.execute(update(ConversationEvent).where(ConversationEvent.conversation_id.in_(ids))
-                          .values(data={}))
-    await session.execute(update(OpinionAlert).where(OpinionAlert.conversation_id.in_(ids)).values(excerpt=""))
-    await session.execute(update(CallbackTask).where(CallbackTask.conversation_id.in_(ids))
-                          .values(external_user=None))
-    result = await session.execute(update(Conversation).where(Conversation.id.in_(ids)).values(
-        external_user="", slots={}, customer_id=None))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    copies = await _copies(session, ids, [
+        (Message.conversation_id, lambda having: update(Message).where(Message.conversation_id.in_(having)).values(
+            text="", payload={}, channel_message_id=None, delivery_error=None)),
+        (ConversationEvent.conversation_id, lambda having: update(ConversationEvent).where(
+            ConversationEvent.conversation_id.in_(having)).values(data={})),
+        (OpinionAlert.conversation_id, lambda having: update(OpinionAlert).where(
+            OpinionAlert.conversation_id.in_(having)).values(excerpt="")),
+        (CallbackTask.conversation_id, lambda having: update(CallbackTask).where(
+            CallbackTask.conversation_id.in_(having)).values(external_user=None)),
+    ])
+    return [*copies, update(Conversation).where(Conversation.id.in_(ids)).values(
+        external_user="", slots={}, customer_id=None)]
 
 
-async def remove_recordings(session: AsyncSession, ids: list[int], pctx: PurgeContext) -> int:
-    """Delete the calls' recording files, then forget their paths (and the tickets' links to them)."""
+async def plan_recordings(session: AsyncSession, ids: list[int], pctx: PurgeContext) -> list[Executable]:
+    """Delete the calls' recording files now, and forget their paths (and the tickets' links to them)."""
     rows = (await session.execute(select(Call.id, Call.recording_path).where(Call.id.in_(ids)))).all()
     for _, path in rows:
         if path and files.remove_under(pctx.var_dir, path):
             pctx.files_removed += 1
-    await session.execute(delete(TicketAttachment).where(
-        TicketAttachment.uri.in_([f"call-recording:{call_id}" for call_id, _ in rows])))
-    result = await session.execute(update(Call).where(Call.id.in_(ids)).values(recording_path=None))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    links = [f"call-recording:{call_id}" for call_id, _ in rows]
+    return [delete(TicketAttachment).where(TicketAttachment.uri.in_(links)),
+            update(Call).where(Call.id.in_(ids)).values(recording_path=None)]
 
 
-async def anonymize_calls(session: AsyncSession, ids: list[int], _: PurgeContext | None = None) -> int:
+async def plan_calls(session: AsyncSession, ids: list[int], _: PurgeContext) -> list[Executable]:
     """A call record keeps its times, menu path and outcome; the numbers and keyed digits go."""
-    await session.execute(update(Call).where(Call.id.in_(ids), Call.direction == "outbound").values(callee=""))
-    result = await session.execute(update(Call).where(Call.id.in_(ids)).values(
-        caller="", digits="", account_number=None))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    outbound = list((await session.execute(select(Call.id).where(
+        Call.id.in_(ids), Call.direction == "outbound"))).scalars())
+    statements: list[Executable] = [update(Call).where(Call.id.in_(outbound)).values(callee="")] if outbound else []
+    return [*statements, update(Call).where(Call.id.in_(ids)).values(caller="", digits="", account_number=None)]
 
 
-async def _delete_outbound_jobs(session: AsyncSession, ids: list[int], _: PurgeContext) -> int:
-    result = await session.execute(delete(OutboundJob).where(OutboundJob.id.in_(ids)))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def anonymize_tickets(session: AsyncSession, ids: list[int], pctx: PurgeContext | None = None) -> int:
+async def plan_tickets(session: AsyncSession, ids: list[int], pctx: PurgeContext) -> list[Executable]:
     """A ticket keeps its business facts (category, business type, department, times, outcome, area);
     its contact, description, attachments, notes and the copies of them elsewhere go."""
-    attachments = (await session.execute(select(TicketAttachment.uri).where(
-        TicketAttachment.ticket_id.in_(ids)))).scalars().all()
-    if pctx is not None:
-        for uri in attachments:
-            if files.remove_under(pctx.var_dir, uri):
-                pctx.files_removed += 1
-    await session.execute(delete(TicketAttachment).where(TicketAttachment.ticket_id.in_(ids)))
-    await session.execute(update(TicketEvent).where(TicketEvent.ticket_id.in_(ids)).values(note="", data={}))
-    await session.execute(update(CallbackTask).where(CallbackTask.ticket_id.in_(ids)).values(
-        external_user=None, note=""))
-    await session.execute(update(Notification).where(Notification.ticket_id.in_(ids)).values(message=""))
-    await session.execute(update(OpinionAlert).where(OpinionAlert.ticket_id.in_(ids)).values(excerpt=""))
-    await session.execute(update(Gov12345Order).where(Gov12345Order.ticket_id.in_(ids)).values(
-        payload={}, history=[], pending_reason=None))
-    await session.execute(update(OutboxMessage).where(OutboxMessage.ticket_id.in_(ids),
-                                                      OutboxMessage.state != "pending").values(payload={}))
-    result = await session.execute(update(Ticket).where(Ticket.id.in_(ids)).values(
+    for uri in (await session.execute(select(TicketAttachment.uri).where(
+            TicketAttachment.ticket_id.in_(ids)))).scalars():
+        if files.remove_under(pctx.var_dir, uri):
+            pctx.files_removed += 1
+    copies = await _copies(session, ids, [
+        (TicketAttachment.ticket_id, lambda having: delete(TicketAttachment).where(
+            TicketAttachment.ticket_id.in_(having))),
+        (TicketEvent.ticket_id, lambda having: update(TicketEvent).where(TicketEvent.ticket_id.in_(having)).values(
+            note="", data={})),
+        (CallbackTask.ticket_id, lambda having: update(CallbackTask).where(CallbackTask.ticket_id.in_(having)).values(
+            external_user=None, note="")),
+        (Notification.ticket_id, lambda having: update(Notification).where(
+            Notification.ticket_id.in_(having)).values(message="")),
+        (OpinionAlert.ticket_id, lambda having: update(OpinionAlert).where(
+            OpinionAlert.ticket_id.in_(having)).values(excerpt="")),
+        (Gov12345Order.ticket_id, lambda having: update(Gov12345Order).where(
+            Gov12345Order.ticket_id.in_(having)).values(payload={}, history=[], pending_reason=None)),
+        (OutboxMessage.ticket_id, lambda having: update(OutboxMessage).where(
+            OutboxMessage.ticket_id.in_(having), OutboxMessage.state != "pending").values(payload={})),
+    ])
+    return [*copies, update(Ticket).where(Ticket.id.in_(ids)).values(
         contact_name="", contact_phone=None, address="", description="", latitude=None, longitude=None,
-        account_number=None, customer_id=None, callback_result=None))
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+        account_number=None, customer_id=None, callback_result=None)]
 
 
-def _deleter(table: Table) -> Apply:
-    async def apply(session: AsyncSession, ids: list[int], _: PurgeContext) -> int:
-        result = await session.execute(delete(table).where(table.c.id.in_(ids)))
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
-    return apply
+def _deleter(table: Table) -> Plan:
+    async def plan(session: AsyncSession, ids: list[int], _: PurgeContext) -> list[Executable]:
+        return [delete(table).where(table.c.id.in_(ids))]
+    return plan
+
+
+async def apply_now(session: AsyncSession, plan: Plan, ids: list[int], pctx: PurgeContext) -> int:
+    """Plan and change in one (writer) session, as an erasure does; returns the rows asked for."""
+    if not ids:
+        return 0
+    for statement in await plan(session, ids, pctx):
+        await session.execute(statement)
+    return len(ids)
 
 
 def passes() -> list[Pass]:
@@ -164,22 +190,23 @@ def passes() -> list[Pass]:
     calls, tickets = Call.__table__, Ticket.__table__
     found = [
         Pass("conversations", "conversations", conversations, conversations.c.updated_at,  # type: ignore[arg-type]
-             lambda: Conversation.external_user != "", anonymize_conversations),
+             lambda: Conversation.external_user != "", plan_conversations),
         Pass("conversations", "messages", messages, messages.c.created_at,  # type: ignore[arg-type]
-             lambda: or_(Message.text != "", Message.channel_message_id.is_not(None)), _blank_messages),
+             lambda: or_(Message.text != "", Message.channel_message_id.is_not(None)), _plan_messages),
         Pass("recordings", "recordings", calls, calls.c.started_at,  # type: ignore[arg-type]
-             lambda: Call.recording_path.is_not(None), remove_recordings),
+             lambda: Call.recording_path.is_not(None), plan_recordings),
         Pass("call_numbers", "calls", calls, calls.c.started_at,  # type: ignore[arg-type]
-             lambda: or_(Call.caller != "", Call.digits != "", Call.account_number.is_not(None)), anonymize_calls),
+             lambda: or_(Call.caller != "", Call.digits != "", Call.account_number.is_not(None)), plan_calls),
         Pass("call_numbers", "outbound_jobs", OutboundJob.__table__,  # type: ignore[arg-type]
-             OutboundJob.__table__.c.created_at, lambda: OutboundJob.state == "done", _delete_outbound_jobs),
+             OutboundJob.__table__.c.created_at, lambda: OutboundJob.state == "done",
+             _deleter(OutboundJob.__table__)),  # type: ignore[arg-type]
         Pass("nlu_feedback", "nlu_feedback", NluFeedback.__table__,  # type: ignore[arg-type]
              NluFeedback.__table__.c.created_at, true, _deleter(NluFeedback.__table__)),  # type: ignore[arg-type]
         Pass("closed_tickets", "tickets", tickets, tickets.c.closed_at,  # type: ignore[arg-type]
              lambda: (Ticket.status == "closed") & or_(
                  Ticket.contact_name != "", Ticket.contact_phone.is_not(None), Ticket.address != "",
                  Ticket.description != "", Ticket.account_number.is_not(None), Ticket.customer_id.is_not(None)),
-             anonymize_tickets),
+             plan_tickets),
     ]
     audit = Base.metadata.tables.get("read_audit")  # the read audit's table (models/audit.py)
     if audit is not None:
@@ -248,16 +275,20 @@ async def purge(ctx: AppContext, now: dt.datetime, since: dict[str, str] | None 
                 page = page.where(key > tuple_(literal(last[0], p.when.type), literal(last[1])))
             async with ctx.readers() as session:
                 rows = (await session.execute(page)).all()
-            if not rows:
-                break
-            ids = [row[1] for row in rows]
+                if not rows:
+                    break
+                ids = [row[1] for row in rows]
+                statements = await p.plan(session, ids, pctx)
             last = (rows[-1][0], rows[-1][1])
             started = time.perf_counter()
             async with ctx.sessions.begin() as session:
-                changed = await p.apply(session, ids, pctx)
+                for statement in statements:
+                    await session.execute(statement)
+            changed = len(ids)
             elapsed = (time.perf_counter() - started) * 1000
             result.batches += 1
             result.longest_batch_ms = max(result.longest_batch_ms, elapsed)
+            result.longest_by_pass[p.name] = round(max(result.longest_by_pass.get(p.name, 0.0), elapsed), 1)
             done += changed
             if on_batch is not None:
                 on_batch(p.name, changed)

@@ -47,9 +47,18 @@ def upgrade() -> None:
         batch_op.create_index('ix_tickets_closed_at', ['closed_at'], unique=False)
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.create_index('ix_conversations_updated_at', ['updated_at'], unique=False)
+    # Its batches change a ticket's or a conversation's copies elsewhere by id.
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.create_index('ix_notifications_ticket_id', ['ticket_id'], unique=False)
+    with op.batch_alter_table('callback_tasks', schema=None) as batch_op:
+        batch_op.create_index('ix_callback_tasks_conversation_id', ['conversation_id'], unique=False)
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('callback_tasks', schema=None) as batch_op:
+        batch_op.drop_index('ix_callback_tasks_conversation_id')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_index('ix_notifications_ticket_id')
     with op.batch_alter_table('conversations', schema=None) as batch_op:
         batch_op.drop_index('ix_conversations_updated_at')
     with op.batch_alter_table('tickets', schema=None) as batch_op:
