@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from hotline.ivr.sip import message as sip
 from hotline.ivr.sip import rtp, sdp
 from hotline.ivr.sip.addresses import LOOPBACK, PeerPolicy, Resolver, ip_literal, sendable
+from hotline.redact import mask
 
 log = logging.getLogger(__name__)
 
@@ -376,7 +377,7 @@ class SipServer(asyncio.DatagramProtocol):
                 outcome: str | None, why: str) -> None:
         """A final refusal, remembered for retransmissions; recorded as a call when `outcome` is given
         (a call we could not serve), not when it is the peer's fault or a flood (counted instead)."""
-        self._note("call %s from %s refused with %d: %s", msg.call_id, caller, status, why)
+        self._note("call %s from %s refused with %d: %s", msg.call_id, mask(caller), status, why)
         data = self._reply(msg, addr, status, to_tag=sip.new_tag(), extra=[_warning(why)])
         self._remember_rejected(msg.call_id, data)
         if outcome is not None:
