@@ -51,6 +51,14 @@ async def test_seed_demo_refuses_a_production_database(ctx) -> None:
         assert (await session.execute(select(func.count()).select_from(Staff))).scalar_one() == 0
 
 
+async def test_seed_demo_refuses_a_database_with_staff_of_its_own(ctx) -> None:
+    await run_hotline._init(ctx.config, "boss")
+    with pytest.raises(ConfigError, match="has its own staff"):
+        await seed_demo(ctx, accounts=5)
+    async with ctx.readers() as session:
+        assert (await session.execute(select(Staff.username))).scalars().all() == ["boss"]
+
+
 async def test_production_sends_hsts_and_secure_session_cookies(client, ctx) -> None:
     resp = await client.post("/api/auth/login", json={"username": "agent1", "password": PASSWORD})
     assert "Secure" not in resp.headers["Set-Cookie"] and "Strict-Transport-Security" not in resp.headers

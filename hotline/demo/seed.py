@@ -19,7 +19,7 @@ from hotline.config import ConfigError
 from hotline.context import AppContext
 from hotline.tickets.departments import sync_departments
 from hotline.tickets.lifecycle import TicketDraft, create_ticket, transition
-from models import Bill, Customer, CustomerPhone, Outage, Payment
+from models import Bill, Customer, CustomerPhone, Outage, Payment, Staff
 
 TOWN = yaml.safe_load((Path(__file__).resolve().parent / "town.yml").read_text(encoding="utf-8"))
 DEMO_PASSWORD: str = TOWN["password"]
@@ -57,6 +57,11 @@ async def seed_demo(ctx: AppContext, accounts: int = 3000) -> str:
     async with ctx.sessions.begin() as session:
         if (await session.execute(select(func.count()).select_from(Customer))).scalar_one():
             return "demo data already present; nothing changed"
+        own = (await session.execute(select(Staff.username).where(Staff.username.not_in([s[0] for s in STAFF]))
+                                     .limit(1))).scalar_one_or_none()
+        if own is not None:  # e.g. made by `init` or `adduser`: a real installation, not a demo
+            raise ConfigError(f"seed-demo: refused, this database has its own staff ({own!r}); the demo's staff "
+                              "share a public password")
         await sync_departments(session, ctx.router)
         for username, name, role, dept in STAFF:
             await upsert_staff(session, username, DEMO_PASSWORD, role, name, dept)
