@@ -197,3 +197,16 @@ async def login(client: TestClient, username: str) -> dict[str, str]:
 
 
 SERVICE = {"Authorization": f"Bearer {SERVICE_TOKEN}"}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_peer_outlives_the_run() -> Iterator[None]:
+    """Kamailio, sipp and any program started through tests/peers.py: none may be left running (a Kamailio
+    worker once was, orphaned, after a whole run). Survivors are killed and the run fails, naming them."""
+    yield
+    from tests import peers
+    left = peers.survivors()
+    if left:
+        peers.kill(left)
+        pytest.fail("peers outlived the test run: " + "; ".join(
+            f"{what} (process group {group}: pids {', '.join(map(str, pids))})" for what, group, pids in left))

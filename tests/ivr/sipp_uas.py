@@ -11,8 +11,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests import peers
 from tests.ivr import sipp
-from tests.ivr.kamailio import stop
+from tests.peers import stop
 
 TO_TAG = "resident77"
 
@@ -245,9 +246,10 @@ def answer_calls(port: int, xml: str, workdir: Path, calls: int = 1, timeout: fl
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "uas.xml").write_text(xml)
     sink = sipp.MediaSink()
-    proc = subprocess.Popen(
-        [sipp.sipp_path(), "-sf", str(workdir / "uas.xml"), "-m", str(calls), "-i", "127.0.0.1", "-p", str(port),
-         "-mi", "127.0.0.1", "-mp", str(sipp.free_udp_port()), "-set", "mport", str(media_port or sink.port),
-         "-timeout", f"{int(timeout)}s", "-trace_err", "-nostdin"],
+    proc = peers.popen(
+        "sipp", [sipp.sipp_path(), "-sf", str(workdir / "uas.xml"), "-m", str(calls), "-i", "127.0.0.1",
+                 "-p", str(port), "-mi", "127.0.0.1", "-mp", str(sipp.free_udp_port()),
+                 "-set", "mport", str(media_port or sink.port), "-timeout", f"{int(timeout)}s", "-trace_err",
+                 "-nostdin"],
         cwd=workdir, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     return Phone(proc, sink, workdir)

@@ -1,9 +1,6 @@
 """The IVR registered to a real registrar (Debian's Kamailio) with digest auth, called through it."""
 from __future__ import annotations
 
-import glob
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tests.ivr import sipp
-from tests.ivr.kamailio import stop
+from tests.ivr.kamailio import running
 from tests.service_process import ServiceProcess
 
 CONFIG = Path(__file__).with_name("kamailio-registrar.cfg")
@@ -20,26 +17,9 @@ PASSWORD = "s3cret-ivr"
 
 @pytest.fixture(scope="module")
 def kamailio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    binary = shutil.which("kamailio") or "/usr/sbin/kamailio"
-    modules = next(iter(glob.glob("/usr/lib/*/kamailio/modules") + glob.glob("/usr/lib/kamailio/modules")), None)
-    if not Path(binary).exists() or modules is None:
-        raise RuntimeError("Kamailio is missing: scripts/setup.sh installs Debian's kamailio")
-    port = sipp.free_udp_port()
-    work = tmp_path_factory.mktemp("kamailio")
-    cfg = work / "kamailio.cfg"
-    cfg.write_text(CONFIG.read_text().replace("@PORT@", str(port)).replace("@PASSWORD@", PASSWORD)
-                   .replace("@MODULES@", modules + "/"))
-    log = open(work / "kamailio.log", "w")  # noqa: SIM115  (open while Kamailio runs, closed at teardown)
-    proc = subprocess.Popen([binary, "-f", str(cfg), "-DD", "-E", "-Y", str(work)], stdout=log,
-                            stderr=subprocess.STDOUT)
-    time.sleep(1.5)
-    if proc.poll() is not None:
-        raise AssertionError("Kamailio did not start:\n" + (work / "kamailio.log").read_text()[-3000:])
-    try:
-        yield port
-    finally:
-        stop(proc, 10.0)  # SIGTERM, then SIGKILL: a Kamailio slow to exit never fails the run
-        log.close()
+    # Stopped with its workers (SIGTERM, then SIGKILL after 10 s): a Kamailio slow to exit never fails the run.
+    with running(CONFIG, tmp_path_factory.mktemp("kamailio"), stop_wait=10.0, password=PASSWORD) as registrar:
+        yield registrar.port
 
 
 def _ivr(tmp: Path, registrar_port: int, password: str) -> ServiceProcess:

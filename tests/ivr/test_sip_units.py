@@ -11,6 +11,7 @@ import pytest
 from hotline.ivr.sip import message as sip
 from hotline.ivr.sip import rtp, sdp
 from hotline.ivr.sip.server import SipServer
+from tests.conftest import eventually
 
 INVITE = (b"INVITE sip:12345@127.0.0.1:5060 SIP/2.0\r\n"
           b"v: SIP/2.0/UDP 10.0.0.7:5062;branch=z9hG4bKabc;rport, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKdef\r\n"
@@ -143,7 +144,7 @@ async def test_a_reinvite_keeps_one_media_stream_and_no_free_port_means_503() ->
         ok = await final("INVITE")
         tag = sip.tag_of(ok.get("To"))
         transport.sendto(request("ACK", 1, tag), ("127.0.0.1", port))
-        await asyncio.sleep(0.1)
+        assert await eventually(lambda: len(calls) == 1)  # the ACK confirmed the call: the flow has it
         transport.sendto(request("INVITE", 2, tag, body=offer), ("127.0.0.1", port))
         again = await final("INVITE")
         assert again.status == 200
@@ -161,8 +162,7 @@ async def test_a_reinvite_keeps_one_media_stream_and_no_free_port_means_503() ->
             holders.append(s)
         transport.sendto(request("INVITE", 1, body=offer, call_id="full-1"), ("127.0.0.1", port))
         assert (await final("INVITE")).status == 503
-        await asyncio.sleep(0.05)
-        assert rejected == ["failed"]
+        assert await eventually(lambda: rejected == ["failed"]), rejected  # recorded once its task ran
         for s in holders:
             s.close()
     finally:
