@@ -291,3 +291,18 @@ async def test_outage_times_without_an_offset_are_the_utilitys_local_time(client
     assert dt.datetime.fromisoformat((await extended.json())["ends_at"]) == local(2026, 9, 25, 23, 30)
     zone = await (await client.get("/api/areas", headers=headers)).json()
     assert (zone["timezone"], zone["utc_offset"]) == ("Asia/Shanghai", "+08:00") and "城南片区" in zone["items"]
+
+
+async def test_an_accounts_area_is_located_before_street_words_and_location(client, ctx, staff) -> None:
+    """The bot asks where a 户号 is before offering a repair: the account's supply area, as reports are placed."""
+    await _customer(ctx, "3100000099", "李开发", "定州市兴定路1号", "开发区", "13900000099")
+
+    async def locate(**params: str) -> str | None:
+        resp = await client.get("/api/areas/locate", params=params, headers=SERVICE)
+        assert resp.status == 200
+        return (await resp.json())["area"]
+
+    assert await locate(account="3100000099") == "开发区"
+    assert await locate(account="3100000099", address="中山东路", latitude="38.51", longitude="115.00") == "开发区"
+    assert await locate(account="3199999999", address="中山东路3号") == "城东片区"  # no such account: the words
+    assert await locate(account="3199999999") is None

@@ -1,5 +1,7 @@
 """Known outages first: a resident without water in an area with a current outage hears about it
-before any repair form (or, when the area is only known from the address, as soon as it is given)."""
+before any repair form (or, when the area is only known from the address or the 户号, as soon as it is
+given). The hotline places both as it places reports: an account's supply area first, then the street
+words, then the WeChat location (GET /api/areas/locate)."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +11,7 @@ from rasa_sdk import Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions import hotline_api, knowledge
-from actions.common import metadata
+from actions.common import find_account, metadata
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 NO_WATER = ("no_water", "low_pressure")
@@ -21,15 +23,27 @@ def local(iso: str | None) -> str:
     return dt.datetime.fromisoformat(iso).astimezone(SHANGHAI).strftime("%m月%d日%H:%M")
 
 
+async def locate(address: str = "", latitude: Any = None, longitude: Any = None,
+                 account: str | None = None) -> str | None:
+    """The hotline's area for an account, an address or a WeChat location (only the area comes back)."""
+    params = {"address": address[:500]}
+    if account:
+        params["account"] = account
+    if latitude is not None and longitude is not None:
+        params |= {"latitude": str(latitude), "longitude": str(longitude)}
+    return (await hotline_api.request("GET", "/api/areas/locate", params=params)).get("area")
+
+
 async def area_for(tracker: Tracker, text: str = "") -> str | None:
-    """The resident's supply area: from the account given, an address in the words, the account bound on
-    WeChat, or the WeChat location (the hotline knows the areas' streets and outlines)."""
+    """The resident's supply area: from the account given (in the slot or in these words), an address in
+    the words, the account bound on WeChat, or the WeChat location (the hotline knows the accounts' areas
+    and the areas' streets and outlines)."""
     from actions.binding import bound_accounts  # binding's form checks import this module
-    account = tracker.get_slot("account_number")
+    account = tracker.get_slot("account_number") or find_account(text)
     try:
-        if account:
-            return (await hotline_api.get_customer(account)).get("area")
-    except (hotline_api.NotFound, hotline_api.ApiUnavailable):
+        if account and (area := await locate(account=str(account))):
+            return area
+    except (hotline_api.NotFound, hotline_api.ApiUnavailable, hotline_api.Rejected):
         pass
     try:
         meta = metadata(tracker)
@@ -64,10 +78,22 @@ def describe(area: str, found: list[dict[str, Any]]) -> str:
 
 async def mention_for_address(dispatcher: CollectingDispatcher, tracker: Tracker, address: str) -> None:
     """Inside the repair form: say so when the address given is in an area without water right now."""
+    await mention_for_place(dispatcher, tracker, address=address)
+
+
+async def mention_for_account(dispatcher: CollectingDispatcher, tracker: Tracker, account: str) -> None:
+    """Inside the repair form: say so when the 户号 given is in an area without water right now (the
+    account's area, which its address on file may not name in words the hotline knows)."""
+    await mention_for_place(dispatcher, tracker, account=account)
+
+
+async def mention_for_place(dispatcher: CollectingDispatcher, tracker: Tracker, *, address: str = "",
+                            account: str | None = None) -> None:
+    """Before a repair ticket is offered: a current outage in the area of the address or account given."""
     if knowledge.business_type("repair", str(tracker.get_slot("problem") or "")) not in NO_WATER:
         return
     try:
-        area = await hotline_api.locate(address)
+        area = await locate(address, account=account)
     except (hotline_api.ApiUnavailable, hotline_api.Rejected, hotline_api.NotFound):
         return
     if not area or any(e.get("event") == "bot" and "目前正在停水" in (e.get("text") or "") for e in tracker.events):

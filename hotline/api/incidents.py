@@ -25,7 +25,7 @@ from hotline.api.registry import (
 )
 from hotline.context import AppContext
 from hotline.incidents import bindings, doors, notices
-from models import Conversation, Department, Incident, IncidentEvent, OpinionAlert, Outage, Ticket
+from models import Conversation, Customer, Department, Incident, IncidentEvent, OpinionAlert, Outage, Ticket
 
 SUPERVISORS = frozenset({"supervisor", "admin"})
 
@@ -99,6 +99,7 @@ class OpenidQuery(Resident):
 
 class LocateQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
+    account: str | None = Field(default=None, max_length=32, description="a 户号: its area comes first")
     address: str = Field(default="", max_length=500)
     latitude: float | None = Field(default=None, ge=-90, le=90)
     longitude: float | None = Field(default=None, ge=-180, le=180)
@@ -147,12 +148,18 @@ async def areas(request: web.Request) -> web.Response:
     return json_response({"items": await notices.areas_known(ctx), **zone_json(ctx)})
 
 
-@route("GET", "/api/areas/locate", "The area of an address (its street words) or of a location (inside an "
-       "area's outline)", tag="incidents", query=LocateQuery, roles=STAFF_AND_SERVICE, errors=(401, 403, 422))
+@route("GET", "/api/areas/locate", "The area of an account (its supply area), else of an address (its street "
+       "words) or of a location (inside an area's outline), as incidents place reports", tag="incidents",
+       query=LocateQuery, roles=STAFF_AND_SERVICE, errors=(401, 403, 422))
 async def locate(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
     query = parse_query(request, LocateQuery)
-    return json_response({"area": ctx_of(request).incident_rules.locate(query.address, query.latitude,
-                                                                        query.longitude)})
+    area = None
+    if query.account:  # only the area is answered: no name, address or anything else of the account
+        async with ctx.readers() as session:
+            area = (await session.execute(select(Customer.area).where(
+                Customer.account_number == query.account))).scalar_one_or_none()
+    return json_response({"area": area or ctx.incident_rules.locate(query.address, query.latitude, query.longitude)})
 
 
 @route("POST", "/api/outages", "Publish an outage (停水通知); bound residents in its areas are told",
