@@ -10,7 +10,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions import escalation, hotline_api, knowledge, outages
-from actions.binding import FOUR_DIGITS, bound_accounts, conversation_of, proof_in
+from actions.binding import FOUR_DIGITS, NAMED, bound_accounts, conversation_of, proof_in
 from actions.common import (
     FORM_CATEGORIES,
     TICKET_RE,
@@ -425,7 +425,6 @@ class ActionHandoff(Action):
         return [SlotSet("pending", None)]
 
 
-NAMED = re.compile(r"户主|姓名|名字|叫")  # a holder's name given as such
 CLEARLY_ANOTHER_REQUEST = 0.8  # below this confidence a message inside a form is taken as an answer attempt
 
 

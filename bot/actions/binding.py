@@ -22,6 +22,11 @@ from actions.forms import _check_account, _stop_if_gave_up, unusable
 from actions.verification import NOT_PROVEN, TOO_MANY_PROOFS, proving
 
 FOUR_DIGITS = re.compile(r"(?<!\d)\d{4}(?!\d)")
+NAMED = re.compile(r"户主|姓名|名字|叫")  # a holder's name given as such
+# Requests that end an offered proof, and what answers them.
+REQUESTS = {"billing": "billing_form", "ticket_status": "status_form", "repair": "action_repair_start",
+            "complaint": "complaint_form", "inquiry": "action_answer_inquiry", "handoff": "action_handoff",
+            "unbind_account": "action_unbind_account"}
 NAME_FILLER = re.compile(r"户主|姓名|名字|的|是|叫|[，。！？,.!?：:\s]")
 CHINESE_NAME = re.compile(r"[\u4e00-\u9fa5·]{2,5}")
 # Characters of requests and answers, not of names: 水管爆了, 查水费, 不知道, 不绑了 are not a holder's name
@@ -76,6 +81,8 @@ class ValidateBindingForm(FormValidationAction):
                     *([SlotSet("account_number", None)] if wechat else []),
                     SlotSet("requested_slot", "account_number" if wechat else None)]
         starting = tracker.get_slot("requested_slot") is None
+        if proving(tracker) and not starting and intent in REQUESTS:
+            return await self._request_while_proving(dispatcher, tracker, str(intent))
         latest = (tracker.latest_message or {}).get("text") or ""
         events = await super().run(dispatcher, tracker, domain)
         if starting and tracker.get_slot("account_number") and not find_account(latest) and not proving(tracker):
@@ -120,6 +127,17 @@ class ValidateBindingForm(FormValidationAction):
         except (hotline_api.ApiUnavailable, hotline_api.NotFound):
             return {"binding_proof": proof, "binding_outcome": "unavailable"}
         return {"binding_proof": proof, "binding_outcome": "bound"}
+
+    async def _request_while_proving(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                                     intent: str) -> list[Any]:
+        """The offer of a proof was answered with a request: a holder's name that reads like a question
+        (户主张建国) is taken as the proof; anything else ends the offer and is answered as itself."""
+        proof = proof_in((tracker.latest_message or {}).get("text") or "")
+        if proof and NAMED.search((tracker.latest_message or {}).get("text") or ""):
+            found = await self._prove(dispatcher, tracker, tracker.get_slot("account_number"), proof)
+            return [SlotSet(slot, value) for slot, value in found.items()]
+        return [SlotSet("pending", None), SlotSet("binding_proof", None), SlotSet("requested_slot", None),
+                FollowupAction(REQUESTS[intent])]
 
     @staticmethod
     async def _prove(dispatcher: CollectingDispatcher, tracker: Tracker, account: str | None,

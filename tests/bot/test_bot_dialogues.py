@@ -484,6 +484,17 @@ def test_binding_asks_for_the_account_to_bind_and_takes_no_request_for_a_proof(s
     assert "对不上" not in other  # a request, not a holder's name: no try spent on it
 
 
+def test_a_sixth_different_account_in_an_hour_is_politely_refused(stack: Stack) -> None:
+    for i in range(13, 18):
+        answer = wechat(stack, "openid-walker", f"查一下户号31000000{i}的水费")
+        assert f"户号 31000000{i}" in answer and "预存余额" not in answer
+    refused = wechat(stack, "openid-walker", "查一下户号3100000018的水费")
+    assert "查询次数过多，请稍后再试" in refused and "户号 3100000018" not in refused
+    with urllib.request.urlopen(f"{stack.url}/metrics", timeout=10) as resp:
+        metrics = resp.read().decode()
+    assert 'hotline_resident_refusals_total{channel="wechat",reason="lookups"} 1.0' in metrics
+
+
 def test_binding_is_a_wechat_feature(stack: Stack) -> None:
     async def dialogue(chat: WebChat) -> Turn:
         return await chat.say("我要绑定户号")
