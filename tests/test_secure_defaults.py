@@ -212,3 +212,21 @@ async def test_an_old_cheap_hash_still_signs_in_and_is_hashed_again_with_todays_
     await login(client, "sup")  # the new hash verifies
     assert (await client.get("/api/auth/me")).status == 200
     assert (await client.get("/api/tickets", headers=SERVICE)).status == 200
+
+
+def test_a_production_service_process_will_not_start_on_the_demo_database(tmp_path) -> None:
+    import subprocess
+    import sys
+
+    from hotline.config import ROOT
+    from tests.service_process import ServiceProcess
+    svc = ServiceProcess(tmp_path / "var", "token-for-this-test", bot=False)
+    svc.var.mkdir(parents=True)
+    svc.run("seed-demo", "--accounts", "30")  # the demo, as scripts/run.sh makes it
+    env = {**svc.env, "HOTLINE_SERVICE_ENVIRONMENT": "production"}
+    done = subprocess.run([sys.executable, str(ROOT / "run_hotline.py"), "serve"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "still have the demo's public password" in done.stderr
+    done = subprocess.run([sys.executable, str(ROOT / "run_hotline.py"), "seed-demo"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 2 and "seed-demo: refused" in done.stderr
