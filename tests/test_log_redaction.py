@@ -125,3 +125,19 @@ def test_a_log_call_with_an_exception_is_scrubbed_too(tmp_path: Path) -> None:
         handler.close()
     text = (tmp_path / "x.log").read_text()
     assert "sending to *******5678 failed" in text and "bad phone *******5678" in text and PHONE not in text
+
+
+def test_a_recording_and_its_folders_are_private_whatever_the_umask(tmp_path: Path) -> None:
+    import os
+
+    from hotline.ivr.sip.rtp import write_wav
+    old = os.umask(0o022)
+    try:
+        folder = tmp_path / "recordings" / "20261202"
+        for part in (folder.parent, folder):  # as the IVR engine makes them
+            part.mkdir(mode=0o700, exist_ok=True)
+        assert write_wav(folder / "call-1.wav", [b"\xff" * 160] * 10, 0) > 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((folder / "call-1.wav").stat().st_mode) == 0o600
+    assert stat.S_IMODE(folder.stat().st_mode) == stat.S_IMODE(folder.parent.stat().st_mode) == 0o700

@@ -186,7 +186,8 @@ class FlowRunner:
         await self.say(spec.prompt, interruptible=False)
         relative = Path("recordings") / self.ctx.clock().strftime("%Y%m%d") / f"call-{self.state.call_id}.wav"
         path = self.ctx.config.var_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
+        for folder in (path.parent.parent, path.parent):  # recordings/ and its day: the service's alone
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         seconds = await self.line.record(path, spec.max_seconds)
         if seconds > 0:
             self.state.recording = str(relative)

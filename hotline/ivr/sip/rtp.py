@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import random
 import socket
 import struct
@@ -297,7 +298,8 @@ async def open_session(host: str, port_range: tuple[int, int], payload_type: int
 def write_wav(path: Path, payloads: list[bytes], payload_type: int) -> float:
     """Decode a recording and write it as 8 kHz 16-bit WAV; returns its length in seconds."""
     pcm = decode(b"".join(payloads), payload_type)
-    with wave.open(str(path), "wb") as out:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # a resident's voice: the service's alone
+    with os.fdopen(fd, "wb") as file, wave.open(file, "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(8000)
