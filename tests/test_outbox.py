@@ -90,3 +90,33 @@ async def test_a_transport_that_raises_uses_up_the_attempts_too(ctx, clock) -> N
     row = (await _rows(ctx))["进展"]
     assert (row.state, row.attempts) == ("failed", 3)
     assert row.last_error == "ConnectionResetError: connection reset by peer"
+
+
+async def test_a_worker_whose_sweeps_keep_failing_is_down_and_comes_back(ctx, clock, monkeypatch) -> None:
+    """The outbox worker's health check (ctx.health_checks["outbox"] is its JobRuns): down once its sweeps fail
+    three times in a row (the database gone, say), up again after one works."""
+    import asyncio
+
+    from tests.conftest import eventually
+    broken = True
+    deliver_due = outbox.deliver_due
+
+    async def sweep(*args: Any, **kwargs: Any) -> int:
+        if broken:
+            raise ConnectionRefusedError("the database is not answering")
+        return await deliver_due(*args, **kwargs)
+
+    monkeypatch.setattr(outbox, "deliver_due", sweep)
+    worker = outbox.Worker(ctx.sessions, ctx.live, SETTINGS, clock, interval=0.01)
+    task = worker.runs.watch(asyncio.create_task(worker.run()))
+    try:
+        assert await eventually(lambda: not worker.runs()["up"])
+        state = worker.runs()
+        assert state["failing_in_a_row"] >= 3 and state["last_error"] == (
+            "ConnectionRefusedError: the database is not answering")
+        broken = False
+        assert await eventually(lambda: worker.runs()["up"])
+    finally:
+        task.cancel()
+        worker.close()
+    assert await eventually(lambda: task.done()) and worker.runs()["up"] is False  # a loop that ended is down
