@@ -86,3 +86,23 @@ async def test_one_failed_run_is_retried_quietly() -> None:
     with runs.attempt():
         raise ConnectionResetError("again")
     assert runs()["up"] is True and runs.failures == 2 and runs.failing == 1
+
+
+async def test_incident_detection_failing_for_every_report_is_down(client, ctx, monkeypatch) -> None:
+    from hotline.incidents import notices
+    from tests.conftest import SERVICE
+
+    async def broken(ctx: AppContext, ticket_id: int) -> None:
+        raise RuntimeError("no such table: incidents")
+
+    monkeypatch.setattr(notices, "detect_report", broken)
+    for i in range(3):
+        resp = await client.post("/api/tickets", headers=SERVICE, json={
+            "category": "repair", "business_type": "no_water", "description": "家里没水了", "channel": "phone",
+            "phone": f"1380000000{i}", "address": "定州市中山东路幸福家园3号楼"})
+        assert resp.status == 201, await resp.text()
+    detection = ctx.health_checks["incident_detection"]
+    assert await eventually(lambda: detection.runs == 3)
+    health = await (await client.get("/healthz")).json()
+    assert health["down"] == ["incident_detection"]
+    assert health["components"]["incident_detection"]["last_error"] == "RuntimeError: no such table: incidents"
