@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         config = load_config(args.config)
-        from hotline.auth.production import environment
-        environment(config)  # a typo in [service] environment stops here
+        from hotline.auth import production
+        production.check(config)  # a typo in [service] environment or [http] trusted_proxies stops here
         command = args.command or "serve"
         _migrate(config)
         if command == "serve":

@@ -27,7 +27,8 @@ _DIGITS = re.compile(r"\+?\d[\d\- ]{5,}\d")  # phone and account numbers (ticket
 _TOKENISH = re.compile(r"[A-Za-z0-9_\-.~%=]{20,}")  # random tokens, signed links
 _MOBILE = re.compile(r"(?<![\dA-Za-z])(?:\+?86[- ]?)?1[3-9]\d(?:[- ]?\d{4}){2}(?![\dA-Za-z])")
 _LANDLINE = re.compile(r"(?<![\dA-Za-z])0\d{2,3}-\d{7,8}(?![\dA-Za-z])")
-_KEYED = re.compile(r"(?i)\b(openid|client|client_id|token|phone|account|account_number|q|query|sender|from_user)"
+_KEYED = re.compile(r"(?i)\b(openid|client|client_id|token|access_token|secret|password|signature|msg_signature|nonce|"
+                    r"echostr|phone|account|account_number|q|query|sender|from_user)"
                     r"(=|: ?)([^\s&\"',;)]+)")
 
 

@@ -104,6 +104,8 @@ def test_the_helpers_mask_what_they_are_given() -> None:
     assert redact_url("GET /api/tickets/GD20261126-0007 HTTP/1.1") == "GET /api/tickets/GD20261126-0007 HTTP/1.1"
     line = scrub(f"delivery to {PHONE} failed; openid={OPENID} +86 139-1234-5678 0312-1234567")
     assert PHONE not in line and OPENID not in line and "1234-5678" not in line and "1234567" not in line
+    line = scrub("POST https://api.weixin.qq.com/cgi-bin/message/custom/send?access_token=ACCESS42TOKEN failed")
+    assert "ACCESS42TOKEN" not in line and "custom/send?access_token=#" in line
 
 
 def test_a_log_call_with_an_exception_is_scrubbed_too(tmp_path: Path) -> None:

@@ -29,6 +29,16 @@ def environment(config: Config) -> str:
     return value
 
 
+def check(config: Config) -> None:
+    """At start: a typo in [service] environment or [http] trusted_proxies stops the service, not a request."""
+    from hotline.api.client_address import networks
+    environment(config)
+    try:
+        networks(config.http.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"[http] trusted_proxies: {exc}") from None
+
+
 def is_production(config: Config) -> bool:
     return config.service.environment.strip().lower() == "production"
 
