@@ -22,11 +22,13 @@ TICKET_NUMBER = re.compile(r"^[A-Za-z]{2}\d{8}-\d{3,6}$")
 
 @dataclass
 class Needle:
-    """One search text, read once: what it could be."""
+    """One search text, read once: what it could be. A number can be several things at once: a 10-digit
+    户号 also reads as a telephone number, so `phone` being set never means the text is not an account;
+    the accounts it names are in `customer_ids`, found both ways."""
 
     text: str
-    phone: str | None  # the text as a telephone number
-    digits: bool  # all digits: a 户号 or part of one
+    phone: str | None  # the text as a telephone number (a 户号 may read as one too)
+    digits: bool  # all digits: a 户号, a phone, or neither
     ticket_number: str | None
     customer_ids: list[int]  # accounts it names: by 户号 or by one of their phones
     accounts: list[str]  # their 户号: a phone finds the tickets filed under its account too
