@@ -41,7 +41,7 @@ class ProofAttempt(Base):
     channel: Mapped[str] = mapped_column(String(10))
     resident: Mapped[str] = mapped_column(String(128))
     succeeded: Mapped[bool]
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)  # for retention's purge
 
 
 class AccountLookup(Base):
@@ -57,4 +57,4 @@ class AccountLookup(Base):
     channel: Mapped[str] = mapped_column(String(10))
     resident: Mapped[str] = mapped_column(String(128))
     origin: Mapped[str | None] = mapped_column(String(64))
-    at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    at: Mapped[dt.datetime] = mapped_column(default=utcnow, index=True)  # for retention's purge

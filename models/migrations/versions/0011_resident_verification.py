@@ -45,6 +45,7 @@ def upgrade() -> None:
     with op.batch_alter_table('proof_attempts', schema=None) as batch_op:
         batch_op.create_index('ix_proof_attempts_account_at', ['account_number', 'at'], unique=False)
         batch_op.create_index('ix_proof_attempts_resident_at', ['channel', 'resident', 'at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_proof_attempts_at'), ['at'], unique=False)
 
     op.create_table('account_lookups',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -58,6 +59,7 @@ def upgrade() -> None:
     with op.batch_alter_table('account_lookups', schema=None) as batch_op:
         batch_op.create_index('ix_account_lookups_resident_at', ['channel', 'resident', 'at'], unique=False)
         batch_op.create_index('ix_account_lookups_origin_at', ['origin', 'at'], unique=False)
+        batch_op.create_index(batch_op.f('ix_account_lookups_at'), ['at'], unique=False)
 
 
 def downgrade() -> None:
