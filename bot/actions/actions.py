@@ -89,12 +89,29 @@ async def _create_or_add(dispatcher: CollectingDispatcher, tracker: Tracker, pay
         existing = await _open_duplicate(payload)
         if existing is not None:
             await hotline_api.add_comment(existing["number"], f"居民补充（{payload['channel']}）：{payload['description']}")
+            which = "已有工单在处理"  # an account's tickets are for its proven owner (or who reported it here)
+            if await _may_see(tracker, existing):
+                which = (f"已有工单 {existing['number']}（{existing['business_type_name']}，"
+                         f"目前{existing['status_label']}）")
             dispatcher.utter_message(text=(
-                f"您反映的问题已有工单 {existing['number']}（{existing['business_type_name']}，"
-                f"目前{existing['status_label']}），我已把您刚才说的补充进去，工作人员会一并处理。"
+                f"您反映的问题{which}，我已把您刚才说的补充进去，工作人员会一并处理。"
                 "如果这是另一个问题，请回复“不是同一个问题”，我为您另外登记。"))
             return None
     return await hotline_api.create_ticket(payload)
+
+
+async def _may_see(tracker: Tracker, ticket: dict[str, Any]) -> bool:
+    """Whether this resident may hear a ticket's number and status: it came from this conversation, or the
+    hotline counts them verified for its account."""
+    conversation = conversation_of(tracker)
+    if conversation is not None and ticket.get("conversation_id") == conversation:
+        return True
+    if not ticket.get("account_number"):
+        return False
+    try:
+        return bool((await hotline_api.resident_statement(conversation, ticket["account_number"]))["verified"])
+    except (hotline_api.ApiUnavailable, hotline_api.NotFound, hotline_api.Rejected):
+        return False
 
 
 def _reset(tracker: Tracker) -> list[Any]:
