@@ -207,3 +207,28 @@ async def test_the_api_runs_and_lists_purges_for_admins_only(client: TestClient)
     assert resp.status == 200 and (await resp.json())["dry_run"] is True
     runs = (await (await client.get("/api/privacy/runs?kind=purge", headers=headers)).json())["runs"]
     assert runs[0]["dry_run"] is True and runs[0]["actor_name"] == "admin"
+
+
+async def test_the_running_bot_forgets_conversations_gone_quiet(ctx: AppContext) -> None:
+    """With one Rasa worker its trackers live in its memory: the purge empties those past tracker_days."""
+    from aiohttp import web
+    from aiohttp.test_utils import TestServer
+
+    from hotline.rasa.client import RasaClient
+    from tests.test_resident_rights import FakeRasa
+    now = ctx.clock()
+    async with ctx.sessions.begin() as session:
+        quiet = Conversation(channel="wechat", external_user="o-quiet", created_at=now - dt.timedelta(days=40),
+                             updated_at=now - dt.timedelta(days=31))
+        talking = Conversation(channel="web", external_user="web-talking", created_at=now, updated_at=now)
+        session.add_all([quiet, talking])
+        await session.flush()
+        quiet_id = quiet.id
+    rasa = FakeRasa()
+    app = web.Application()
+    app.router.add_put("/conversations/{sender}/tracker/events", rasa.replace_events)
+    async with TestServer(app) as server:
+        ctx.bot = RasaClient(str(server.make_url("/")), timeout=5.0)
+        await purge_job.run_purge(ctx)
+        await ctx.bot.close()
+    assert rasa.emptied == [f"wechat-{quiet_id}"]

@@ -88,14 +88,17 @@ async def _reset_in_servers(ctx: AppContext, names: list[str]) -> None:
     params = {"token": bot.token} if bot.token else {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         for url in urls:
+            refused = 0
             for name in names:
                 try:
                     async with http.put(f"{url}/conversations/{name}/tracker/events", json=[],
                                         params=params) as resp:
-                        if resp.status >= 400:
-                            log.warning("Rasa at %s refused to empty a tracker: HTTP %s", url, resp.status)
-                except (aiohttp.ClientError, TimeoutError) as exc:
-                    log.warning("Rasa at %s not reached to empty a tracker: %s", url, exc or type(exc).__name__)
+                        refused += resp.status >= 400
+                except (aiohttp.ClientError, TimeoutError) as exc:  # the server is gone: try the next one
+                    log.warning("Rasa at %s not reached to empty trackers: %s", url, exc or type(exc).__name__)
+                    break
+            if refused:
+                log.warning("Rasa at %s refused to empty %d of %d trackers", url, refused, len(names))
 
 
 async def reset_idle(ctx: AppContext, since: dt.datetime | None, until: dt.datetime, limit: int = 10_000) -> int:
