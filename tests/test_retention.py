@@ -96,7 +96,8 @@ async def test_a_purge_removes_what_is_due_keeps_business_facts_and_counts_it(
 
     dry = await purge_job.run_purge(ctx, dry_run=True)
     assert dry.counts == {"conversations": 1, "messages": 1, "recordings": 1, "calls": 1, "outbound_jobs": 0,
-                          "nlu_feedback": 1, "tickets": 1, "read_audit": 1, "tracker_events": 0}
+                          "nlu_feedback": 1, "tickets": 1, "account_lookups": 0, "proof_attempts": 0,
+                          "read_audit": 1, "tracker_events": 0}
     assert recording.exists()  # a dry run changes nothing
 
     report = await purge_job.run_purge(ctx)

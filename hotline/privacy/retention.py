@@ -208,6 +208,12 @@ def passes() -> list[Pass]:
                  Ticket.description != "", Ticket.account_number.is_not(None), Ticket.customer_id.is_not(None)),
              plan_tickets),
     ]
+    # What residents asked about and the proofs they gave (models/verification.py): the throttles need an
+    # hour of them; they go with the conversations they were part of.
+    for name in ("account_lookups", "proof_attempts"):
+        throttle = Base.metadata.tables.get(name)
+        if throttle is not None and "at" in throttle.c:
+            found.append(Pass("conversations", name, throttle, throttle.c.at, true, _deleter(throttle)))
     audit = Base.metadata.tables.get("read_audit")  # the read audit's table (models/audit.py)
     if audit is not None:
         found.append(Pass("read_audit", "read_audit", audit, audit.c.at, true, _deleter(audit)))
