@@ -48,15 +48,11 @@ async def login(request: web.Request) -> web.Response:
         refused.headers["Retry-After"] = str(math.ceil(wait))
         return refused
     now = ctx.clock()
-    failure: staff_sessions.LoginError | None = None
-    async with ctx.sessions.begin() as session:
-        try:
-            signed = await staff_sessions.sign_in(session, body.username, body.password, now,
-                                                  dt.timedelta(hours=ctx.config.http.session_hours))
-        except staff_sessions.LoginError as exc:
-            failure = exc
-    if failure is not None:
-        raise ApiError(401, failure.code, failure.message)
+    try:
+        signed = await staff_sessions.sign_in(ctx.sessions, ctx.readers, body.username, body.password, now,
+                                              dt.timedelta(hours=ctx.config.http.session_hours))
+    except staff_sessions.LoginError as exc:
+        raise ApiError(401, exc.code, exc.message) from None
     throttle.succeeded(body.username, address)
     response = json_response({"username": signed.staff.username, "display_name": signed.staff.display_name,
                               "role": signed.staff.role, "csrf_token": signed.csrf_token})

@@ -7,7 +7,7 @@ import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hotline.actors import Actor
 from hotline.auth.passwords import DUMMY_HASH, hash_password, needs_rehash, verify_password
@@ -40,29 +40,36 @@ def actor_for(staff: Staff) -> Actor:
                  department_id=staff.department_id)
 
 
-async def sign_in(session: AsyncSession, username: str, password: str, now: dt.datetime,
-                  lifetime: dt.timedelta) -> SignedIn:
+async def sign_in(writers: async_sessionmaker[AsyncSession], readers: async_sessionmaker[AsyncSession],
+                  username: str, password: str, now: dt.datetime, lifetime: dt.timedelta) -> SignedIn:
     """Check the password: the same work, answer and writes (none) whether or not the name exists.
 
     Repeated failures are throttled by the caller per name and address
     (hotline.auth.throttle), never by locking the account, so nobody can lock a
     staff member out and a lock-out says nothing about which names exist.
-    A right password stored with older scrypt parameters is hashed again with today's,
-    and every expired session (of anyone) is deleted: sign-in is when sessions are made,
-    so it is where they are cleared.
+    The KDF (half a second) runs outside any transaction: on SQLite a writer holds
+    the database's one write lock from its first statement. Then one short write: a
+    right password stored with older scrypt parameters is stored hashed with today's,
+    every expired session (of anyone) is deleted, since sign-in is when sessions are
+    made, and the new session is added.
     """
-    staff = (await session.execute(select(Staff).where(Staff.username == username))).scalar_one_or_none()
+    async with readers() as session:
+        staff = (await session.execute(select(Staff).where(Staff.username == username))).scalar_one_or_none()
     if staff is None or not staff.active:
         await verify_password(password, DUMMY_HASH)
         raise LoginError("用户名或密码错误", "bad_credentials")
     if not await verify_password(password, staff.password_hash):
         raise LoginError("用户名或密码错误", "bad_credentials")
-    if needs_rehash(staff.password_hash):
-        staff.password_hash = await hash_password(password)
-    await purge_expired(session, now)
+    new_hash = await hash_password(password) if needs_rehash(staff.password_hash) else None
     token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(24)
-    session.add(StaffSession(token_hash=_hash(token), staff_id=staff.id, csrf_token=csrf,
-                             created_at=now, expires_at=now + lifetime))
+    async with writers.begin() as session:
+        if new_hash is not None:  # unless the password was changed meanwhile
+            await session.execute(update(Staff).where(Staff.id == staff.id,
+                                                      Staff.password_hash == staff.password_hash)
+                                  .values(password_hash=new_hash))
+        await purge_expired(session, now)
+        session.add(StaffSession(token_hash=_hash(token), staff_id=staff.id, csrf_token=csrf,
+                                 created_at=now, expires_at=now + lifetime))
     return SignedIn(token=token, csrf_token=csrf, staff=staff)
 
 
