@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import re
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +31,8 @@ from models import (
     WechatBinding,
 )
 from models.base import Base
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 
 # Section → its sheet's title in the workbook the resident receives.
 SECTIONS = {
@@ -82,8 +85,10 @@ def _cell(value: Any) -> Any:
     """A value as a cell: structures as JSON text; text that Excel would take for a formula stays text."""
     if value is not None and not isinstance(value, str | int | float | bool):
         value = json.dumps(value, ensure_ascii=False)
-    if isinstance(value, str) and value.startswith(("=", "+", "-", "@")):
-        value = "'" + value
+    if isinstance(value, str):
+        value = _CONTROL.sub("", value)  # a workbook cannot hold them (openpyxl refuses the whole sheet)
+        if value.startswith(("=", "+", "-", "@")):
+            value = "'" + value
     return value
 
 
