@@ -5,6 +5,7 @@ import re
 from typing import Any
 
 from aiohttp import web
+from pydantic import BaseModel
 
 from hotline.api.registry import ENUM_FROM_CHANNELS, INT64_MAX, INT64_MIN, ROUTES, json_response
 from hotline.channels import registry as channels
@@ -57,6 +58,27 @@ def _storable(node: Any) -> Any:
     return node
 
 
+# What str_strip_whitespace strips (pydantic-core's trim: Unicode's White_Space property), as a regex class.
+BLANK = "\\t\\n\\u000b\\f\\r \\u0085\\u00a0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000"
+
+
+def _model_schema(model: type[BaseModel], **kwargs: Any) -> dict[str, Any]:
+    """The model's JSON Schema, saying what its validation does that pydantic's schema leaves out: with
+    str_strip_whitespace, a minimum length counts after the blanks around the text are stripped (" " is
+    not one character of text)."""
+    schema = model.model_json_schema(**kwargs)
+    if model.model_config.get("str_strip_whitespace"):
+        for prop in schema.get("properties", {}).values():
+            for node in [prop, *prop.get("anyOf", [])]:
+                least = node.get("minLength", 0) if node.get("type") == "string" else 0
+                if least == 1:  # some text that is not blank
+                    node.setdefault("allOf", []).append({"pattern": f"[^{BLANK}]"})
+                elif least:  # from the first to the last character that is not blank, at least `least`
+                    text = f"[^{BLANK}][\\s\\S]{{{least - 2},}}[^{BLANK}]"
+                    node.setdefault("allOf", []).append({"pattern": f"^[{BLANK}]*{text}[{BLANK}]*$"})
+    return schema
+
+
 def _path_parameter(name: str) -> dict[str, Any]:
     # {id} is a row's number (registry.path_id: anything else is a 404); other names are text.
     schema: dict[str, Any] = {"type": "integer"} if name == "id" else {"type": "string"}
@@ -76,7 +98,7 @@ def build_openapi() -> dict[str, Any]:
                               "operationId": f"{spec.method.lower()}_{_slug(spec.path)}"}
         params = [_path_parameter(name) for name in re.findall(r"{(\w+)}", spec.path)]
         if spec.query is not None:
-            query_schema = spec.query.model_json_schema()
+            query_schema = _model_schema(spec.query)
             required = set(query_schema.get("required", ()))
             for name, prop in query_schema["properties"].items():
                 params.append({"name": name, "in": "query", "required": name in required, "schema": prop,
@@ -84,7 +106,7 @@ def build_openapi() -> dict[str, Any]:
         if params:
             op["parameters"] = params
         if spec.body is not None:
-            schema = spec.body.model_json_schema(ref_template="#/components/schemas/{model}")
+            schema = _model_schema(spec.body, ref_template="#/components/schemas/{model}")
             schemas.update(schema.pop("$defs", {}))
             schemas[spec.body.__name__] = schema
             # A body whose fields all have defaults may be left out (registry.parse_body reads none as {}).
