@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from sqlalchemy import insert, text, update
+from sqlalchemy import insert, select, text, update
 
 from bench.tickets_bench import RESULTS, bulk_load, fresh_store
 from hotline.config import Config
@@ -81,13 +81,37 @@ async def probe(ctx, stop: asyncio.Event, waits: list[float]) -> None:  # type: 
         await asyncio.sleep(0.02)
 
 
+async def erase_only(args: argparse.Namespace) -> None:
+    """One erasure by account on a million-ticket store: the sweep reads every text column of every table."""
+    from hotline.actors import SYSTEM
+    from hotline.privacy.requests import erase_resident
+    from models import Ticket
+    config = Config()
+    config.database.url = (f"sqlite+aiosqlite:///{RESULTS / 'purge-bench.db'}" if args.backend == "sqlite"
+                           else args.pg_url)
+    ctx = build_context(config)
+    async with ctx.readers() as session:
+        account = (await session.execute(select(Ticket.account_number).where(
+            Ticket.account_number.is_not(None)).order_by(Ticket.id.desc()).limit(1))).scalar_one()
+    began = time.perf_counter()
+    done = await erase_resident(ctx, "account", account, SYSTEM)
+    print(json.dumps({"backend": args.backend, "erase_s": round(time.perf_counter() - began, 1),
+                      "counts": done["counts"]}, ensure_ascii=False))
+    await ctx.engine.dispose()
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--pg-url", default="postgresql+asyncpg://postgres@127.0.0.1:5432/hotline_bench")
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--erase-only", action="store_true",
+                        help="time one resident's erasure on the store a previous run left (no load, no purge)")
     args = parser.parse_args()
+    if args.erase_only:
+        await erase_only(args)
+        return
 
     config = Config()
     config.escalation.enabled = config.callback.enabled = False
