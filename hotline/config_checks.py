@@ -11,7 +11,7 @@ section added later (a channel plug-in's too) is covered without a line here:
 - `*_file` is an existing file and `*_dir` an existing directory (var_dir excepted: it is created),
   unless the section is disabled;
 - `url` and `*_url` are empty or scheme://…; `allowed*`, `*_peers`, `*_proxies` are addresses or
-  CIDR networks; `timezone` is a known IANA zone.
+  CIDR networks; `*registrar` is host[:port]; `timezone` is a known IANA zone.
 
 Then each section's own `check()` (rules between settings: [bot] workers, [privacy], [retention] …).
 """
@@ -84,6 +84,12 @@ def _text(name: str, key: str, value: str, enabled: bool, root: Path) -> None:
             raise _error(f"{name}: expected a time zone such as Asia/Shanghai, got {value!r}") from None
     elif (key == "url" or key.endswith("_url")) and value and not _URL.match(value):
         raise _error(f"{name}: expected scheme://…, got {value!r}")
+    elif key.endswith("registrar") and value:
+        host, colon, port = value.rpartition(":")
+        if not colon:
+            host, port = value, "5060"
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise _error(f"{name}: expected host:port, got {value!r}")
     elif key.startswith("allowed") or key.endswith(("_peers", "_proxies")):
         for part in filter(None, (p.strip() for p in value.split(","))):
             try:

@@ -57,6 +57,7 @@ def test_the_committed_example_configuration_loads() -> None:
     ({"HOTLINE_METRICS_ALLOWED": "127.0.0.1,prometheus.local"}, r"\[metrics\] allowed:.*prometheus.local"),
     ({"HOTLINE_WECHAT_API_BASE_URL": "api.weixin.qq.com"}, r"\[wechat\] api_base_url: expected scheme://"),
     ({"HOTLINE_GOV12345_MAX_ATTEMPTS": "0"}, r"\[gov12345\] max_attempts"),  # a plug-in's section too
+    ({"HOTLINE_OUTBOUND_REGISTRAR": "pbx.example:70000"}, r"\[outbound\] registrar: expected host:port"),
 ])
 def test_a_setting_that_cannot_work_is_refused_when_loaded_and_named(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
