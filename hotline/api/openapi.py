@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
-from hotline.api.registry import ENUM_FROM_CHANNELS, INT64_MAX, INT64_MIN, ROUTES, json_response
+from hotline.api.registry import ENUM_FROM_CHANNELS, INT_MAX, INT_MIN, ROUTES, json_response
 from hotline.channels import registry as channels
 
 ERROR_TEXT = {400: "Malformed request", 401: "Not signed in / bad token", 403: "Not allowed",
@@ -37,14 +37,14 @@ NO_NUL = "^[^\\u0000]*$"
 
 def _storable(node: Any) -> Any:
     """Say what the API checks of every value (registry._unstorable) where the model did not: integers
-    within 64 bits (what the store holds), text without NUL characters (PostgreSQL refuses them), so a
+    within 32 bits (what the store holds), text without NUL characters (PostgreSQL refuses them), so a
     client or a fuzzer knows such a value is invalid input."""
     if isinstance(node, dict):
         if node.get("type") == "integer":
             if "minimum" not in node and "exclusiveMinimum" not in node:
-                node["minimum"] = INT64_MIN
+                node["minimum"] = INT_MIN
             if "maximum" not in node and "exclusiveMaximum" not in node:
-                node["maximum"] = INT64_MAX
+                node["maximum"] = INT_MAX
         elif node.get("type") == "string" and not {"format", "enum", "const"} & node.keys():
             if "pattern" in node:  # the model's own pattern stays; both must match
                 node.setdefault("allOf", []).append({"pattern": NO_NUL})

@@ -89,9 +89,9 @@ def actor_of(request: web.Request) -> Actor:
     return request[ACTOR]
 
 
-# The store's integers are 64-bit (SQLite's INTEGER, PostgreSQL's BIGINT at most): a larger number in a query or
-# body is invalid input (422), never the database driver's OverflowError (500). The OpenAPI says so too.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# The store's integers (ids, counts) are PostgreSQL INTEGERs, 32-bit (SQLite's hold 64): a number past them in a
+# query or body is invalid input (422), never the driver's overflow error (500). The OpenAPI says so too.
+INT_MIN, INT_MAX = -(2**31), 2**31 - 1
 
 
 def path_id(request: web.Request, what: str) -> int:
@@ -100,7 +100,7 @@ def path_id(request: web.Request, what: str) -> int:
         value = int(request.match_info["id"])
     except ValueError:
         raise ApiError(404, "not_found", f"no such {what}") from None
-    if not INT64_MIN <= value <= INT64_MAX:
+    if not INT_MIN <= value <= INT_MAX:
         raise ApiError(404, "not_found", f"no such {what}")
     return value
 
@@ -127,11 +127,11 @@ async def check_rows(session: AsyncSession, body: BaseModel) -> None:
 
 
 def _unstorable(value: Any, path: str) -> Iterator[dict[str, str]]:
-    """Values a valid model may hold that the store cannot: integers past 64 bits, and NUL characters
+    """Values a valid model may hold that the store cannot: integers past its 32 bits, and NUL characters
     (PostgreSQL's text refuses them)."""
     if isinstance(value, bool):
         return
-    if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+    if isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
         yield {"field": path, "message": "the number is out of range"}
     elif isinstance(value, str) and "\x00" in value:
         yield {"field": path, "message": "the text contains a NUL character"}
