@@ -205,6 +205,13 @@ async def test_the_search_box_finds_an_account_by_its_number_as_well_as_by_its_p
         assert [(a["account_number"], a["name"]) for a in data["accounts"]] == [(ACCOUNT, "赵**")], q
         assert [t["number"] for t in data["tickets"]] == [number], q
         assert [c["id"] for c in data["conversations"]] == [conv], q
+    assert (await client.get("/api/customers", params={"q": PHONE})).status == 200
+    # Looked up by phone: the admin asking about that phone finds both lookups, naming the account.
+    await login(client, "admin")
+    by_phone = await _audit(client, phone=PHONE)
+    assert sorted((r["endpoint"], r["account_number"]) for r in by_phone) == [
+        ("GET /api/customers", ACCOUNT), ("GET /api/search", ACCOUNT)]
+    assert next(r for r in by_phone if r["endpoint"] == "GET /api/search")["hits"] == 3  # account, ticket, chat
 
 
 async def test_audit_rows_written_in_the_callers_transaction_commit_with_it(ctx, staff) -> None:

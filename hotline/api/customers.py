@@ -124,8 +124,10 @@ async def search(request: web.Request) -> web.Response:
                 found[c.account_number] = c
         shown = sorted(found.values(), key=lambda c: c.account_number)[:query.limit]
         data = {"items": [customer_json(c) for c in shown]}
-    await audit_reads(ctx, actor_of(request), endpoint_of(request),
-                      [Subject(account_number=c.account_number, phone=phone) for c in shown])
+    typed_phone = phone or (phone_or_none(number) if number else None)  # the phone looked up, if any
+    await audit_reads(ctx, actor_of(request), endpoint_of(request), [
+        Subject(account_number=c.account_number,
+                phone=typed_phone if typed_phone in {p.phone for p in c.phones} else None) for c in shown])
     return json_response(data)
 
 

@@ -5,6 +5,7 @@ A number is matched whole (a 户号 or a phone, never part of one) and words nee
 so the box answers a lookup, not a browse. Each resident in the answer is recorded in the read audit."""
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -19,7 +20,7 @@ from hotline.api.registry import AGENTS, ALL_STAFF, actor_of, ctx_of, json_respo
 from hotline.audit.reads import Subject, audit_reads, endpoint_of
 from hotline.audit.subjects import of_call, of_conversation, of_ticket
 from hotline.customers import accounts
-from models import Call, Conversation, Customer, Staff, Ticket
+from models import Call, Conversation, Customer, CustomerPhone, Staff, Ticket
 
 PER_KIND = 10
 
@@ -54,6 +55,10 @@ async def search(request: web.Request) -> web.Response:
         shown += [of_ticket(t) for t in tickets]
         if actor.role in AGENTS:
             await _for_agents(session, needle, result, shown)
+        if needle.phone:  # the accounts that phone belongs to: their rows say it was looked up by phone
+            phone_accounts = set((await session.execute(select(Customer.account_number).join(CustomerPhone).where(
+                CustomerPhone.phone == needle.phone))).scalars())
+            shown = [replace(s, phone=needle.phone) if s.account_number in phone_accounts else s for s in shown]
     await audit_reads(ctx, actor, endpoint_of(request), shown)
     return json_response(result)
 
