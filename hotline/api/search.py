@@ -11,11 +11,12 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from hotline.api.context import brief_names, call_brief, conversation_brief, ticket_brief
 from hotline.api.customers import mask_name, search_terms
-from hotline.api.lookup import conversation_conditions, read_needle, ticket_conditions
+from hotline.api.lookup import Needle, conversation_conditions, read_needle, ticket_conditions
 from hotline.api.registry import AGENTS, ALL_STAFF, actor_of, ctx_of, json_response, parse_query, route
 from hotline.audit.reads import Subject, audit_reads, endpoint_of
 from hotline.audit.subjects import of_call, of_conversation, of_ticket
@@ -63,7 +64,7 @@ async def search(request: web.Request) -> web.Response:
     return json_response(result)
 
 
-async def _for_agents(session: Any, needle: Any, result: dict[str, Any], shown: list[Subject]) -> None:
+async def _for_agents(session: AsyncSession, needle: Needle, result: dict[str, Any], shown: list[Subject]) -> None:
     """Accounts, conversations and calls: what only those who talk with residents may search."""
     if needle.digits or needle.phone:
         # A number names accounts exactly, by 户号 or by phone; a 10-digit 户号 reads as a phone number too,
