@@ -71,6 +71,12 @@ async def load_calls_and_chats(ctx, tickets: int, now: dt.datetime) -> None:  # 
             print(f"  conversations {base:,}", flush=True)
 
 
+def _percentiles(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values) or [0.0]
+    return {"p50": round(statistics.median(ordered), 1), "p99": round(ordered[int(len(ordered) * 0.99)], 1),
+            "max": round(ordered[-1], 1)}
+
+
 async def probe(ctx, stop: asyncio.Event, waits: list[float]) -> None:  # type: ignore[no-untyped-def]
     """Another writer: one small committed change every 20 ms, timed from begin to commit."""
     while not stop.is_set():
@@ -140,13 +146,12 @@ async def main() -> None:
     purge_s = time.perf_counter() - began
     stop.set()
     await prober
-    waits.sort()
     results = {
         "backend": args.backend, "tickets": args.tickets, "batch_size": args.batch_size, "load_s": round(load_s),
         "due": dry.counts, "purged": report.counts, "purge_s": round(purge_s, 1), "batches": report.batches,
         "longest_batch_ms": round(report.longest_batch_ms, 1), "longest_by_pass": report.longest_by_pass,
-        "other_writer_ms": {"samples": len(waits), "p50": round(statistics.median(waits), 1),
-                            "p99": round(waits[int(len(waits) * 0.99)], 1), "max": round(waits[-1], 1)},
+        "batch_ms": _percentiles(report.batch_ms), "batches_over_100_ms": sum(b > 100 for b in report.batch_ms),
+        "other_writer_ms": dict(_percentiles(waits), samples=len(waits)),
     }
     began = time.perf_counter()
     again = await run_purge(ctx)

@@ -34,6 +34,7 @@ class PurgeReport:
     batches: int = 0
     files_removed: int = 0
     longest_by_pass: dict[str, float] = field(default_factory=dict)
+    batch_ms: list[float] = field(default_factory=list)
     skipped: bool = False  # another process holds the day's purge
 
     def as_dict(self) -> dict[str, Any]:
@@ -72,7 +73,7 @@ async def run_purge(ctx: AppContext, *, dry_run: bool = False, actor_kind: str =
     log.info("retention purge %d: %s; %d batches, longest %.1f ms", run_id,
              ", ".join(f"{k} {v}" for k, v in counts.items()), result.batches, result.longest_batch_ms)
     return PurgeReport(run_id, False, counts, result.longest_batch_ms, result.batches, result.files_removed,
-                       result.longest_by_pass)
+                       result.longest_by_pass, result.batch_ms)
 
 
 async def tick(ctx: AppContext, job: JobRuns) -> dt.datetime:

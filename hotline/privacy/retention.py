@@ -77,6 +77,7 @@ class PurgeResult:
     batches: int = 0
     longest_batch_ms: float = 0.0
     longest_by_pass: dict[str, float] = field(default_factory=dict)  # ms, per pass
+    batch_ms: list[float] = field(default_factory=list)  # every batch's write transaction, in order
     files_removed: int = 0
 
 
@@ -293,6 +294,7 @@ async def purge(ctx: AppContext, now: dt.datetime, since: dict[str, str] | None 
             changed = len(ids)
             elapsed = (time.perf_counter() - started) * 1000
             result.batches += 1
+            result.batch_ms.append(elapsed)
             result.longest_batch_ms = max(result.longest_batch_ms, elapsed)
             result.longest_by_pass[p.name] = round(max(result.longest_by_pass.get(p.name, 0.0), elapsed), 1)
             done += changed
