@@ -273,6 +273,7 @@ class RetentionConfig:
     read_audit_days: int = 1095  # who read whose data (等保 asks at least 6 months of logs)
     closed_tickets_days: int = 1095  # closed tickets' contact name, phone, address and description
     batch_size: int = 500  # rows per transaction: keeps each write short
+    batch_target_ms: int = 50  # a batch whose write takes longer halves the next; quick ones double back
 
     KINDS = ("conversations", "recordings", "call_numbers", "tracker", "nlu_feedback", "read_audit",
              "closed_tickets")
@@ -283,8 +284,8 @@ class RetentionConfig:
     def check(self) -> None:
         if not 0 <= self.hour <= 23:
             raise ConfigError(f"[retention] hour: expected 0 to 23, got {self.hour}")
-        if self.batch_size < 1:
-            raise ConfigError("[retention] batch_size: expected at least 1")
+        if self.batch_size < 1 or self.batch_target_ms < 1:
+            raise ConfigError("[retention] batch_size and batch_target_ms: expected at least 1")
         for kind in self.KINDS:
             if self.days(kind) < 0:
                 raise ConfigError(f"[retention] {kind}_days: expected 0 (keep) or more days")

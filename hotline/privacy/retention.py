@@ -2,7 +2,8 @@
 
 Each kind is one or more passes over a table, in the order of a time column (its index) and id:
 a page of ids is read without any lock, then changed in one short write transaction that is
-committed before the next page, so the purge of a year of data never holds SQLite's single writer
+committed before the next page (pages shrink while a write takes longer than [retention]
+batch_target_ms, and grow back to batch_size), so the purge of a year of data never holds SQLite's single writer
 (or PostgreSQL's row locks) for more than one batch. A purge remembers each pass's cutoff in its
 `privacy_runs` row; the next one starts a day before it rather than at the beginning of time, so a
 daily run reads one day's worth of rows.
@@ -47,6 +48,7 @@ from models.nlu_feedback import NluFeedback
 
 log = logging.getLogger(__name__)
 
+MIN_BATCH = 10  # rows: the smallest batch the purge shrinks to
 MARGIN = dt.timedelta(days=1)  # a pass starts this long before the last run's cutoff (late writes, clock skew)
 
 Plan = Callable[[AsyncSession, list[int], "PurgeContext"], Awaitable[list[Executable]]]
@@ -275,9 +277,9 @@ async def purge(ctx: AppContext, now: dt.datetime, since: dict[str, str] | None 
         cond = _window(p, until, _since(since, p.name))
         key = tuple_(p.when, p.table.c.id)
         last: tuple[Any, int] | None = None
-        done = 0
+        done, size = 0, cfg.batch_size
         while True:
-            page = select(p.when, p.table.c.id).where(cond).order_by(p.when, p.table.c.id).limit(cfg.batch_size)
+            page = select(p.when, p.table.c.id).where(cond).order_by(p.when, p.table.c.id).limit(size)
             if last is not None:
                 page = page.where(key > tuple_(literal(last[0], p.when.type), literal(last[1])))
             async with ctx.readers() as session:
@@ -293,6 +295,11 @@ async def purge(ctx: AppContext, now: dt.datetime, since: dict[str, str] | None 
                     await session.execute(statement)
             changed = len(ids)
             elapsed = (time.perf_counter() - started) * 1000
+            # Keep each write near the target whatever the rows cost (indexes, copies, a busy machine).
+            if elapsed > cfg.batch_target_ms:
+                size = max(min(MIN_BATCH, cfg.batch_size), size // 2)
+            elif elapsed < cfg.batch_target_ms / 2:
+                size = min(cfg.batch_size, size * 2)
             result.batches += 1
             result.batch_ms.append(elapsed)
             result.longest_batch_ms = max(result.longest_batch_ms, elapsed)
