@@ -173,7 +173,8 @@ def _json_mismatches(model: type[BaseModel], data: dict[str, Any], *, query: boo
     for name, info in model.model_fields.items():
         raw = data.get(info.alias or name)
         kinds = _kinds(info.annotation)
-        if raw is None or len(kinds) != 1 and not kinds <= {int, float} or object in kinds or not kinds:
+        plain = bool(kinds) and object not in kinds and (len(kinds) == 1 or kinds <= {int, float})
+        if raw is None or not plain:
             continue
         kind = next(iter(kinds)) if len(kinds) == 1 else float
         if issubclass(kind, dt.date):
