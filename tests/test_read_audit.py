@@ -137,7 +137,6 @@ async def test_a_read_whose_record_cannot_be_written_is_refused_and_shows_nothin
         raise RuntimeError("audit store unavailable")
 
     monkeypatch.setattr(reads, "read_row", refused)
-    # The panel writes its record beside its read: it too waits for the record and fails with it.
     for path in (f"/api/customers/{ACCOUNT}/balance", f"/api/conversations/{conv}/context"):
         resp = await client.get(path)
         assert resp.status == 500, path

@@ -2,9 +2,7 @@
 tickets, their previous conversations and calls, and the outage in their area.
 
 Each panel read is recorded in the read audit (查阅记录) before it is answered: the account, the phone, the
-conversation (and a WeChat user's openid), and each other account the WeChat user bound. Once the resident
-is known, the record's write runs beside the rest of the read (tickets, bills, calls), so its commit
-hides behind the read's queries instead of adding to them; the answer waits for both.
+conversation (and a WeChat user's openid), and each other account the WeChat user bound.
 
 Who the resident is, in order: the account the bot confirmed (Conversation.customer_id), the account a
 WeChat user bound (绑定户号), the account or phone the bot learned, a phone channel's caller number, the
@@ -13,7 +11,6 @@ fast with a million tickets.
 """
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import re
 from typing import Any
@@ -190,17 +187,14 @@ async def conversation_context(request: web.Request) -> web.Response:
                 Ticket.conversation_id == conv.id, Ticket.account_number.is_not(None))
                 .order_by(Ticket.id.desc()).limit(1))).scalar_one_or_none()
             customer, matched = await customer_by_account(session, account), "ticket"
-        account = customer.account_number if customer is not None else None
-        audit = asyncio.ensure_future(audit_reads(ctx, actor_of(request), endpoint_of(request), [
-            Subject(account_number=account, phone=phone, conversation_id=conv.id,
-                    openid=conv.external_user if conv.channel == "wechat" else None),
-            *(Subject(account_number=c.account_number, conversation_id=conv.id) for c in bound
-              if c.account_number != account)]))
-        try:
-            data = await resident_context(ctx, session, customer=customer, phone=phone,
-                                          exclude_conversation=conv.id)
-        finally:
-            await audit
+        data = await resident_context(ctx, session, customer=customer, phone=phone,
+                                      exclude_conversation=conv.id)
+    account = customer.account_number if customer is not None else None
+    await audit_reads(ctx, actor_of(request), endpoint_of(request), [
+        Subject(account_number=account, phone=phone, conversation_id=conv.id,
+                openid=conv.external_user if conv.channel == "wechat" else None),
+        *(Subject(account_number=c.account_number, conversation_id=conv.id) for c in bound
+          if c.account_number != account)])
     data["matched_by"] = matched if customer is not None else None
     data["bound_accounts"] = [{"account_number": c.account_number, "name": mask_name(c.name), "area": c.area}
                               for c in bound]
@@ -225,10 +219,7 @@ async def resident_by_contact(request: web.Request) -> web.Response:
         raise ApiError(422, "missing_query", "give account or phone")
     async with ctx.readers() as session:
         customer = await customer_by_account(session, query.account) or await customer_by_phone(session, phone)
-        audit = asyncio.ensure_future(audit_reads(ctx, actor_of(request), endpoint_of(request), [
-            Subject(account_number=customer.account_number if customer else query.account, phone=phone)]))
-        try:
-            data = await resident_context(ctx, session, customer=customer, phone=phone, account=query.account)
-        finally:
-            await audit
+        data = await resident_context(ctx, session, customer=customer, phone=phone, account=query.account)
+    await audit_reads(ctx, actor_of(request), endpoint_of(request), [
+        Subject(account_number=customer.account_number if customer else query.account, phone=phone)])
     return json_response(data)
