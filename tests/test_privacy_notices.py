@@ -60,4 +60,4 @@ async def test_the_wechat_subscribe_reply_links_the_privacy_notice(wechat, ctx) 
 
 def test_the_ivr_welcome_says_calls_may_be_recorded() -> None:
     flow = load_flow(ROOT / "ivr_flows/main.yml")
-    assert "录音" in flow.prompts["welcome"] and "个人信息保护说明" in flow.prompts["welcome"]
+    assert "通话可能会被录音" in flow.prompts["welcome"]

@@ -108,7 +108,8 @@ def test_a_transfer_nobody_answers_becomes_a_voicemail(ivr: ServiceProcess, tmp_
 
 def test_a_caller_who_hangs_up_is_recorded_as_abandoned(ivr: ServiceProcess, tmp_path: Path) -> None:
     """Keys typed during the welcome count; the caller gives up halfway through the account number."""
-    call, _ = _run(ivr, tmp_path, "131", caller="13200132000", hang_up_after_ms=3000)
+    # The welcome (with its recording notice) lasts about 7 s: the caller hangs up after it, mid-account.
+    call, _ = _run(ivr, tmp_path, "131", caller="13200132000", hang_up_after_ms=6000)
     assert (call["outcome"], call["digits"], call["menu_path"]) == ("abandoned", "131", ["主菜单", "余额查询"])
 
 
