@@ -306,3 +306,18 @@ async def test_an_accounts_area_is_located_before_street_words_and_location(clie
     assert await locate(account="3100000099", address="中山东路", latitude="38.51", longitude="115.00") == "开发区"
     assert await locate(account="3199999999", address="中山东路3号") == "城东片区"  # no such account: the words
     assert await locate(account="3199999999") is None
+
+
+async def test_an_extensions_due_time_without_an_offset_is_the_utilitys_local_time(client, ctx, staff) -> None:
+    """The same rule for a ticket's 延期: 17:30 typed is 17:30 Beijing time (the console sends what was typed)."""
+    resp = await client.post("/api/tickets", headers=SERVICE, json={
+        "category": "repair", "business_type": "leak", "description": "楼道漏水", "channel": "phone",
+        "phone": "13900001111"})
+    number = (await resp.json())["number"]
+    assign = await client.post(f"/api/tickets/{number}/assign", headers=await login(client, "sun.repair"),
+                               json={"assignee": "crew"})
+    assert assign.status == 200
+    asked = await client.post(f"/api/tickets/{number}/request_extension", headers=await login(client, "crew"),
+                              json={"note": "需要协调物业", "due_at": "2026-10-09T17:30"})
+    assert asked.status == 200, await asked.text()
+    assert dt.datetime.fromisoformat((await asked.json())["extension"]["due_at"]) == local(2026, 10, 9, 17, 30)

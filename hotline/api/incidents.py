@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from hotline.actors import Actor
 from hotline.api.registry import (
     ALL_STAFF,
+    LOCAL_TIME,
     STAFF_AND_SERVICE,
     ApiError,
     actor_of,
@@ -22,6 +23,7 @@ from hotline.api.registry import (
     parse_query,
     path_id,
     route,
+    utility_time,
 )
 from hotline.context import AppContext
 from hotline.incidents import bindings, doors, notices
@@ -32,11 +34,6 @@ SUPERVISORS = frozenset({"supervisor", "admin"})
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
-
-
-# Times from dispatchers: an offset is honoured; a time without one is the utility's local time (the
-# working-day calendar's zone, Beijing time by default), never the browser's or the server's.
-LOCAL_TIME = "ISO 8601; without an offset, the utility's local time (the calendar's time zone)"
 
 
 class OutageIn(_Body):
@@ -118,11 +115,6 @@ async def _dispatcher(ctx: AppContext, actor: Actor) -> None:
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
-
-
-def utility_time(ctx: AppContext, value: dt.datetime) -> dt.datetime:
-    """A dispatcher's time: as sent when it has an offset, else read in the utility's zone (LOCAL_TIME)."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=ctx.router.calendar.timezone)
 
 
 def zone_json(ctx: AppContext) -> dict[str, str]:

@@ -89,6 +89,16 @@ def actor_of(request: web.Request) -> Actor:
     return request[ACTOR]
 
 
+# Times staff type (an outage's start, a restore time, an extension's new due time): an offset is honoured; a time
+# without one is the utility's local time (the working-day calendar's zone), never the browser's or the server's.
+LOCAL_TIME = "ISO 8601; without an offset, the utility's local time (the calendar's time zone)"
+
+
+def utility_time(ctx: AppContext, value: dt.datetime) -> dt.datetime:
+    """A typed time: as sent when it has an offset, else read in the utility's zone (LOCAL_TIME)."""
+    return value if value.tzinfo is not None else value.replace(tzinfo=ctx.router.calendar.timezone)
+
+
 # The store's integers (ids, counts) are PostgreSQL INTEGERs, 32-bit (SQLite's hold 64): a number past them in a
 # query or body is invalid input (422), never the driver's overflow error (500). The OpenAPI says so too.
 INT_MIN, INT_MAX = -(2**31), 2**31 - 1

@@ -14,6 +14,7 @@ from hotline.actors import Actor
 from hotline.api.context import as_phone
 from hotline.api.registry import (
     ALL_STAFF,
+    LOCAL_TIME,
     STAFF_AND_SERVICE,
     ApiError,
     ChannelName,
@@ -25,6 +26,7 @@ from hotline.api.registry import (
     parse_body,
     parse_query,
     route,
+    utility_time,
 )
 from hotline.audit.reads import audit_reads, endpoint_of
 from hotline.audit.subjects import of_ticket
@@ -64,7 +66,8 @@ class TicketAction(_Body):
     category: Category | None = None
     business_type: str | None = Field(default=None, max_length=40)
     priority: Literal["normal", "urgent"] | None = None
-    due_at: dt.datetime | None = Field(default=None, description="request_extension: the new resolution time")
+    due_at: dt.datetime | None = Field(default=None, description="request_extension: the new resolution time; "
+                                                                 + LOCAL_TIME)
 
 
 class Comment(_Body):
@@ -254,6 +257,8 @@ async def get_ticket(request: web.Request) -> web.Response:
 
 async def _act(request: web.Request, action: str, body: TicketAction) -> web.Response:
     ctx, actor = ctx_of(request), actor_of(request)
+    if body.due_at is not None:
+        body.due_at = utility_time(ctx, body.due_at)
     async with ctx.sessions.begin() as session:
         ticket = await lifecycle.get_ticket(session, request.match_info["number"], actor, for_update=True)
         await lifecycle.transition(session, ctx.router, ticket, action, actor, ctx.clock(), **body.model_dump())
