@@ -55,7 +55,7 @@ class Standards(_Strict):
 
 class Hall(_Strict):
     name: str
-    address: str
+    address: str = ""  # not set: the page shows none rather than a placeholder
     hours: list[str]
 
 
@@ -180,7 +180,8 @@ def render(spec: CommitmentsFile, ctx: AppContext, periods: list[tuple[str, dict
         out += [f"<tr><th>{_e(i.name)}</th><td>{_e(i.standard)}</td></tr>" for i in block.items]
         out.append(f"</tbody></table><p class=\"basis\">依据：{_e(block.basis)}</p></section>")
     hall = spec.service_hall
-    out.append(f"<section><h2>{_e(hall.name)}</h2><p>{_e(hall.address)}</p><ul>")
+    address = f"<p>{_e(hall.address)}</p>" if hall.address.strip() else ""
+    out.append(f"<section><h2>{_e(hall.name)}</h2>{address}<ul>")
     out += [f"<li>{_e(h)}</li>" for h in hall.hours]
     tariff = spec.tariff
     out.append(f"</ul></section><section><h2>收费标准</h2><table class=\"tariff\"><thead><tr><th>类别</th>"
