@@ -26,7 +26,8 @@ class AgentPresence(Base):
 
 
 class CannedReply(Base):
-    """A reply agents insert with /shortcut; {户号} {姓名} {工单号} … are filled from the conversation."""
+    """A reply agents insert with /shortcut; {户号} {姓名} {工单号} … are filled from the conversation.
+    Shared ones are the supervisors'; an agent may keep personal ones too."""
 
     __tablename__ = "canned_replies"
 
@@ -36,6 +37,8 @@ class CannedReply(Base):
     text: Mapped[str] = mapped_column(Text)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    # None: shared, kept by supervisors; a staff id: that agent's own, seen by nobody else (migration 0014).
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
 
 
 def _indexes() -> None:

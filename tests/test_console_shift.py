@@ -274,7 +274,9 @@ async def test_a_supervisor_chases_a_ticket_and_the_responsible_people_hear_of_i
 async def test_supervisors_manage_canned_replies_and_agents_read_them(client: TestClient) -> None:
     agent = await login(client, "agent1")
     body = {"shortcut": "arrears", "title": "欠费提醒", "text": "您的户号{户号}目前欠费，请及时缴纳。"}
-    assert (await client.post("/api/canned_replies", json=body, headers=agent)).status == 403
+    own = await client.post("/api/canned_replies", json=body, headers=agent)  # an agent's own, never shared
+    assert own.status == 201 and (await own.json())["personal"] is True
+    assert (await client.delete(f"/api/canned_replies/{(await own.json())['id']}", headers=agent)).status == 200
     sup = await login(client, "zhao.supervisor")
     created = await client.post("/api/canned_replies", json=body, headers=sup)
     assert created.status == 201

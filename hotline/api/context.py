@@ -25,7 +25,7 @@ from hotline.api.customers import mask_name, yuan
 from hotline.api.registry import AGENTS, ApiError, actor_of, ctx_of, json_response, parse_query, path_id, route
 from hotline.audit.reads import Subject, audit_reads, endpoint_of
 from hotline.context import AppContext
-from hotline.customers import accounts
+from hotline.customers import accounts, verification
 from hotline.incidents import bindings
 from hotline.tickets.lifecycle import STATUS_LABELS, TicketError, normalize_phone
 from models import Call, Conversation, Customer, CustomerPhone, Department, Staff, Ticket
@@ -87,8 +87,8 @@ async def resident_context(ctx: AppContext, session: AsyncSession, *, customer: 
                            exclude_conversation: int | None = None) -> dict[str, Any]:
     """Everything the panel shows about one resident, known by account, phone or both."""
     now = ctx.clock()
-    phones = sorted({p.phone for p in customer.phones} | ({phone} if phone else set())) if customer else \
-        ([phone] if phone else [])
+    # The account's registered phones only: a number the resident gave for a leak elsewhere is not theirs.
+    phones = sorted({p.phone for p in customer.phones}) if customer else ([phone] if phone else [])
     account = customer.account_number if customer else account
     data: dict[str, Any] = {"customer": None, "balance": None, "outages": [], "phone": phone}
     if customer is not None:
@@ -104,9 +104,10 @@ async def resident_context(ctx: AppContext, session: AsyncSession, *, customer: 
         data["outages"] = [{"area": o.area, "title": o.title, "detail": o.detail, "planned": o.planned,
                             "starts_at": _iso(o.starts_at), "ends_at": _iso(o.ends_at)}
                            for o in await accounts.current_outages(session, now, customer.area)]
-    # Tickets: by account and by each phone, each an indexed (column, id) walk; merged newest first.
+    # Tickets: those filed under the account; with no account known, those of the caller's phone. Each an
+    # indexed (column, id) walk, merged newest first.
     found: dict[int, Ticket] = {}
-    wheres = ([Ticket.account_number == account] if account else []) + [Ticket.contact_phone == p for p in phones]
+    wheres = [Ticket.account_number == account] if account else [Ticket.contact_phone == p for p in phones]
     for where in wheres:
         for t in (await session.execute(select(Ticket).where(where).order_by(Ticket.id.desc()).limit(50))).scalars():
             found[t.id] = t
@@ -141,6 +142,19 @@ async def resident_context(ctx: AppContext, session: AsyncSession, *, customer: 
     calls = [call_brief(c, n) for c, n in sorted(found_calls.values(), key=lambda r: -r[0].id)[:HISTORY]]
     data["calls"] = calls
     return data
+
+
+async def other_tickets(ctx: AppContext, session: AsyncSession, conv: Conversation,
+                        data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tickets linked to this conversation that are not the resident's account's (a leak reported at another
+    address, say): shown apart as 本会话的其他工单, never under the account."""
+    listed = {t["number"] for t in data["open_tickets"] + data["past_tickets"]}
+    rows = (await session.execute(select(Ticket).where(Ticket.conversation_id == conv.id)
+                                  .order_by(Ticket.id.desc()).limit(HISTORY))).scalars().all()
+    account = data["customer"]["account_number"] if data["customer"] else None
+    rows = [t for t in rows if t.number not in listed and (account is None or t.account_number != account)]
+    depts, staff = await brief_names(session, list(rows))
+    return [ticket_brief(t, depts, staff, ctx.clock()) for t in rows]
 
 
 async def customer_by_account(session: AsyncSession, account: str | None) -> Customer | None:
@@ -189,6 +203,9 @@ async def conversation_context(request: web.Request) -> web.Response:
             customer, matched = await customer_by_account(session, account), "ticket"
         data = await resident_context(ctx, session, customer=customer, phone=phone,
                                       exclude_conversation=conv.id)
+        data["other_tickets"] = await other_tickets(ctx, session, conv, data)
+        resident = verification.Resident(channel=conv.channel, key=conv.external_user, conversation_id=conv.id)
+        verified = await verification.verified_by(session, resident, customer) if customer is not None else None
     account = customer.account_number if customer is not None else None
     await audit_reads(ctx, actor_of(request), endpoint_of(request), [
         Subject(account_number=account, phone=phone, conversation_id=conv.id,
@@ -196,6 +213,7 @@ async def conversation_context(request: web.Request) -> web.Response:
         *(Subject(account_number=c.account_number, conversation_id=conv.id) for c in bound
           if c.account_number != account)])
     data["matched_by"] = matched if customer is not None else None
+    data["verified_by"] = verified  # how the resident proved the account is theirs; None: 户号未核实
     data["bound_accounts"] = [{"account_number": c.account_number, "name": mask_name(c.name), "area": c.area}
                               for c in bound]
     data["conversation_id"] = conv_id

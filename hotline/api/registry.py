@@ -14,6 +14,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from hotline.actors import Actor
+from hotline.api.field_labels import labelled
 from hotline.channels import registry as channels
 from hotline.context import AppContext
 from models import Base, StaffSession
@@ -219,9 +220,10 @@ async def parse_body(request: web.Request, model: type[M]) -> M:
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(422, "invalid_input", "the request has invalid fields", _validation_details(exc)) from None
+        raise ApiError(422, "invalid_input", "the request has invalid fields",
+                       labelled(model, _validation_details(exc))) from None
     if problems := [*_json_mismatches(model, data, query=False), *_unstorable(parsed, "")]:
-        raise ApiError(422, "invalid_input", "the request has invalid fields", problems)
+        raise ApiError(422, "invalid_input", "the request has invalid fields", labelled(model, problems))
     return parsed
 
 
@@ -230,9 +232,10 @@ def parse_query(request: web.Request, model: type[M]) -> M:
     try:
         parsed = model.model_validate(data)
     except ValidationError as exc:
-        raise ApiError(422, "invalid_query", "the query has invalid parameters", _validation_details(exc)) from None
+        raise ApiError(422, "invalid_query", "the query has invalid parameters",
+                       labelled(model, _validation_details(exc))) from None
     if problems := [*_json_mismatches(model, data, query=True), *_unstorable(parsed, "")]:
-        raise ApiError(422, "invalid_query", "the query has invalid parameters", problems)
+        raise ApiError(422, "invalid_query", "the query has invalid parameters", labelled(model, problems))
     return parsed
 
 

@@ -599,8 +599,25 @@ async def reassign(ctx: AppContext, conv_id: int, actor: Actor, to_username: str
             raise ConversationError(422, "unknown_assignee", f"no active agent {to_username!r}")
         if conv.status == "agent" and conv.agent_id == to.id:
             return
+        from_agent = conv.agent_id if conv.status == "agent" else None
         notice = await _assign(session, ctx, conv, to, actor, "reassign", now)
+        _tell_reassigned(session, conv, actor, from_agent, to, now)
     await _deliver(ctx, conv, [notice])
+
+
+def _tell_reassigned(session: AsyncSession, conv: Conversation, actor: Actor, from_agent: int | None, to: Staff,
+                     now: dt.datetime) -> None:
+    """Both agents hear of a reassignment as a notice (kept until read, and live after commit): the one who
+    lost the conversation and the one who got it; the supervisor who did it needs none."""
+    told = [(from_agent, "conversation_reassigned_away",
+             f"{actor.name}已将您接待的会话 #{conv.id} 转给{to.display_name}"),
+            (to.id, "conversation_reassigned_to", f"{actor.name}将会话 #{conv.id} 转给您接待")]
+    for staff_id, kind, text in told:
+        if staff_id is None or staff_id == actor.id:
+            continue
+        session.add(Notification(staff_id=staff_id, kind=kind, message=text, created_at=now))
+        publish_on_commit(session, {"type": "notification", "staff_ids": [staff_id], "message": text,
+                                    "conversation_id": conv.id})
 
 
 async def assign_waiting(ctx: AppContext, limit: int = 20) -> list[tuple[int, int]]:

@@ -19,9 +19,10 @@ from hotline.config import ConfigError
 from hotline.context import AppContext
 from hotline.tickets.departments import sync_departments
 from hotline.tickets.lifecycle import TicketDraft, create_ticket, transition
-from models import Bill, Customer, CustomerPhone, Outage, Payment, Staff
+from models import Bill, CannedReply, Customer, CustomerPhone, Outage, Payment, Staff
 
 TOWN = yaml.safe_load((Path(__file__).resolve().parent / "town.yml").read_text(encoding="utf-8"))
+CANNED_FILE = Path(__file__).resolve().parent / "canned_replies.yml"  # the shared 快捷回复 agents start with
 DEMO_PASSWORD: str = TOWN["password"]
 DEMO_PASSWORDS: frozenset[str] = frozenset({DEMO_PASSWORD})  # public: refused in production
 PRICE_FEN_PER_M3: int = TOWN["price_fen_per_m3"]  # residential water price incl. sewage charge
@@ -68,10 +69,20 @@ async def seed_demo(ctx: AppContext, accounts: int = 3000) -> str:
         await sync_departments(session, ctx.router)
         await _customers(session, rng, accounts, today, now)
         await _outages(session, now)
+        await _canned_replies(session, now)
     async with ctx.sessions.begin() as session:
         await _tickets(session, ctx, rng, now)
     return (f"demo data: {accounts} accounts with 12 months of bills, {len(STAFF)} staff "
             f"(password {DEMO_PASSWORD!r}), outages and sample tickets")
+
+
+async def _canned_replies(session: AsyncSession, now: dt.datetime) -> None:
+    """Shared canned replies from the data file, each kept unless a reply with its shortcut exists."""
+    taken = set((await session.execute(select(CannedReply.shortcut))).scalars())
+    for reply in yaml.safe_load(CANNED_FILE.read_text(encoding="utf-8"))["replies"]:
+        if reply["shortcut"] not in taken:
+            session.add(CannedReply(shortcut=reply["shortcut"], title=reply["title"], text=reply["text"],
+                                    updated_at=now))
 
 
 async def _bulk(session: AsyncSession, table: type, rows: list[dict]) -> None:

@@ -29,7 +29,8 @@ const DONE = { comment: "备注已添加", assign: "已派单", start: "已开�
 // An escalation notice's level in words and colour (its kind is the escalation step's name).
 const NOTICE_LEVELS = { warning: ["预警", "warning"], response_overdue: ["响应超时", "overdue"], overdue: ["已超时", "overdue"],
   on_site_overdue: ["到场超时", "overdue"], overdue_level2: ["二级督办", "level2"], reopened: ["回访不满意重办", "level2"],
-  returned: ["退单待重派", "warning"], chase: ["人工督办", "level2"], conversation_closed: ["会话已被结束", "warning"] };
+  returned: ["退单待重派", "warning"], chase: ["人工督办", "level2"], conversation_closed: ["会话已被结束", "warning"],
+  conversation_reassigned_away: ["会话已转出", "warning"], conversation_reassigned_to: ["会话已转入", "warning"] };
 const ANSWERS = { satisfied: "满意", basically_satisfied: "基本满意", dissatisfied: "不满意", unclear: "未能识别",
   unreachable: "未联系上" };
 const OUTCOMES = { self_served: "自助服务", ticket: "已建工单", transferred: "已转人工", voicemail: "语音留言",
@@ -109,7 +110,7 @@ async function api(method, path, body) {
     if (resp.status === 401 && path !== "/api/auth/login") showLogin();
     let message = ERRORS[err.code] || err.message || `请求失败（${resp.status}）`;
     if (err.code === "taken" || err.code === "locked") message = err.message;
-    if (err.details && Array.isArray(err.details)) message += "：" + err.details.map((d) => d.field).join("、");
+    if (err.details && Array.isArray(err.details)) message += "：" + err.details.map((d) => d.label || d.field).join("、");  // the server names fields in Chinese
     throw new ApiFailure(resp.status, err.code || `http_${resp.status}`, message);
   }
   return data;
@@ -358,9 +359,18 @@ function appendMessage(m) {
   const speaker = m.sender_kind === "agent" && agentName ? `客服 ${agentName}` : SENDERS[m.sender_kind] || m.sender_kind;
   const who = `${speaker} · ${fmtTime(m.created_at)}`;
   const body = m.kind === "text" || m.kind === "event" ? m.text : `[${{ image: "图片", voice: "语音", location: "位置" }[m.kind] || m.kind}] ${m.text || ""}`;
-  list.append(el("li", { class: cls, dataset: { id: m.id } }, el("span", { class: "who", text: who }), body,
-    m.delivery_status === "failed" ? el("span", { class: "failed", text: `未送达：${m.delivery_error || ""}` }) : null));
-  list.scrollTop = list.scrollHeight;
+  placeByTime(list, el("li", { class: cls, dataset: { id: m.id } }, el("span", { class: "who", text: who }), body,
+    m.delivery_status === "failed" ? el("span", { class: "failed", text: `未送达：${m.delivery_error || ""}` }) : null), m.created_at);
+}
+
+// The transcript is one trail in time order, whispers (shift.js) among the messages: a whisper written
+// at 18:03 goes above a message of 18:04, whichever arrived on the page first.
+function placeByTime(list, li, at) {
+  const t = new Date(at).getTime() || 0;
+  li.dataset.at = String(t);
+  const after = [...list.children].find((x) => Number(x.dataset.at || 0) > t);
+  list.insertBefore(li, after || null);
+  if (!after) list.scrollTop = list.scrollHeight;
 }
 
 async function conversationAction(path, body) {
@@ -436,6 +446,7 @@ async function loadConversationTickets() {
   if (!S.convId) return;
   let data;
   try { data = await api("GET", `/api/conversations/${S.convId}/tickets`); } catch (_) { return; }
+  S.convTickets = { for: S.convId, items: data.items };  // the canned replies' {工单号} and {电话}
   clear($("conv-tickets"), ...(data.items.length ? data.items.map((t) => el("li", {},
     el("a", { href: `#tickets/${t.number}`, text: t.number }),
     ` ${t.business_type_name} · ${t.status_label} · ${t.department_name || ""}`)) : [el("li", { class: "meta", text: "暂无" })]));
@@ -590,7 +601,10 @@ async function openTicket(number, quiet = false) {
     ["会话", t.conversation_id ? `#${t.conversation_id}` : ""],
   ];
   clear($("t-fields"), ...rows.filter(([, v]) => v).flatMap(([k, v]) => [el("dt", { text: k }),
-    k === "会话" ? el("dd", {}, el("a", { href: `#queue/${t.conversation_id}`, text: `${v}（查看会话）` })) : el("dd", { text: v })]));
+    // Conversations are read where they are served (会话队列); department staff have no such view, so
+    // for them the number is text, not a link that leads nowhere.
+    k === "会话" && can("agent", "supervisor", "admin") ? el("dd", {}, el("a", { href: `#queue/${t.conversation_id}`, text: `${v}（查看会话）` }))
+      : el("dd", { text: v })]));
   window.Gov12345?.show(t);  // a 12345 ticket's order, limits and messages (gov12345.js)
   clear($("t-trail"), ...t.events.map((e) => el("li", {},
     el("span", { class: "when", text: fmtTime(e.at) }),

@@ -11,8 +11,11 @@ window.HotlineShift = (() => {
     baseTitle: document.title, historyBefore: null, menu: [], menuIndex: 0, audio: null,
   };
   const PRESENCE = { online: "在线", busy: "忙碌", away: "离开" };
-  const MATCHED = { confirmed: "智能客服已核实户号", bound: "微信已绑定户号", account: "按居民提供的户号匹配", phone: "按电话号码匹配",
+  const MATCHED = { confirmed: "智能客服识别的户号", bound: "微信已绑定户号", account: "按居民提供的户号匹配", phone: "按电话号码匹配",
     ticket: "按关联工单的户号匹配" };
+  // How the resident proved the account is theirs (hotline/customers/verification.py); nothing: 户号未核实.
+  const VERIFIED = { binding: "微信绑定", caller_number: "来电号码为登记电话", phone_digits: "报对登记电话后四位",
+    holder_name: "报对户主姓名" };
   const isAgentish = () => can("agent", "supervisor", "admin");
 
   // ---- presence ------------------------------------------------------------------------------------
@@ -93,7 +96,9 @@ window.HotlineShift = (() => {
     }
     if (type === "conversation.reassigned") {
       later("queue", loadQueue);
-      if (evt.agent_id === S.me.id) {
+      if (evt.agent_id === S.me.id && evt.from_agent_id !== S.me.id) {
+        const looking = evt.conversation_id === S.convId && S.view === "queue" && document.hasFocus();
+        if (!looking) SH.unread.add(evt.conversation_id);  // the tab's count: a conversation now theirs, unread
         alertAgent("新会话已分配给您", `${CHANNELS[evt.channel] || ""}会话 #${evt.conversation_id}`, `assigned-${evt.conversation_id}`,
           `queue/${evt.conversation_id}`);
       }
@@ -141,9 +146,8 @@ window.HotlineShift = (() => {
   function appendWhisper(w) {
     const list = $("transcript");
     if (!w || list.querySelector(`li[data-whisper-id="${Number(w.id)}"]`)) return;
-    list.append(el("li", { class: "whisper", dataset: { whisperId: w.id } },
-      el("span", { class: "who", text: `内部备注 · ${w.by} · ${fmtTime(w.at)}（居民看不到）` }), w.text));
-    list.scrollTop = list.scrollHeight;
+    placeByTime(list, el("li", { class: "whisper", dataset: { whisperId: w.id } },
+      el("span", { class: "who", text: `内部备注 · ${w.by} · ${fmtTime(w.at)}（居民看不到）` }), w.text), w.at);
   }
 
   $("whisper-form").addEventListener("submit", async (ev) => {
@@ -216,6 +220,8 @@ window.HotlineShift = (() => {
         ["状态", c.status === "active" ? "正常用水" : c.status]]),
       window.HotlineAudit?.revealControl(c.account_number),  // 显示全名, for a recorded reason
       el("p", { class: "meta", text: MATCHED[d.matched_by] || "" }),
+      el("p", { class: d.verified_by ? "meta verified" : "meta unverified", dataset: { verified: d.verified_by || "" },
+        text: d.verified_by ? `智能客服已核实户号（${VERIFIED[d.verified_by] || d.verified_by}）` : "户号未核实" }),
       (d.bound_accounts || []).length ? el("p", { class: "meta bound", text: `微信绑定：${d.bound_accounts
         .map((a) => `${a.account_number}（${a.name}）`).join("、")}` }) : null));
       const b = d.balance;
@@ -241,6 +247,9 @@ window.HotlineShift = (() => {
     parts.push(section(`未办结工单（${d.open_tickets.length}）`, d.open_tickets.length
       ? el("ul", { class: "ctx-list" }, ...d.open_tickets.map(ticketItem)) : el("p", { class: "meta", text: "无" })));
     if (d.past_tickets.length) parts.push(section("历史工单", el("ul", { class: "ctx-list" }, ...d.past_tickets.map(ticketItem))));
+    if ((d.other_tickets || []).length) {  // linked here, but not this account's (another address or phone)
+      parts.push(section("本会话的其他工单", el("ul", { class: "ctx-list other-tickets" }, ...d.other_tickets.map(ticketItem))));
+    }
     parts.push(section("历史会话", d.conversations.length ? el("ul", { class: "ctx-list" }, ...d.conversations.map((v) => el("li", {},
       el("a", { href: `#queue/${v.id}`, text: `${CHANNELS[v.channel] || v.channel}会话 #${v.id}` }),
       el("div", { class: "meta", text: `${fmtTime(v.created_at)} · ${CONV_STATUS[v.status] || v.status}${v.agent_name ? " · " + v.agent_name : ""}${v.satisfaction ? ` · ${v.satisfaction}分` : ""}` }))))
@@ -279,20 +288,49 @@ window.HotlineShift = (() => {
     if (!isAgentish()) return;
     try { SH.canned = (await api("GET", "/api/canned_replies")).items; } catch (_) { SH.canned = []; }
     if (S.view === "supervise") renderCannedRows();
+    renderMyCanned();
   }
+
+  // An agent's own canned replies (我的快捷回复), beside the shared ones.
+  function renderMyCanned() {
+    const mine = SH.canned.filter((c) => c.personal);
+    clear($("my-canned"), ...(mine.length ? mine.map((c) => el("li", { dataset: { cannedId: c.id } },
+      el("strong", { text: `/${c.shortcut}` }), ` ${c.title} `,
+      el("button", { type: "button", text: "删除", onclick: async () => {
+        try { await api("DELETE", `/api/canned_replies/${c.id}`); toast("快捷回复已删除"); loadCanned(); } catch (err) { toast(err.message, true); }
+      } }))) : [el("li", { class: "meta", text: "还没有自己的快捷回复" })]));
+  }
+
+  $("my-canned-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const body = { shortcut: $("mc-shortcut").value.trim(), title: $("mc-title").value.trim(), text: $("mc-text").value.trim(),
+      personal: true };
+    try {
+      await api("POST", "/api/canned_replies", body);
+      toast("已添加到我的快捷回复");
+      $("my-canned-form").reset();
+      loadCanned();
+    } catch (err) { toast(err.message, true); }
+  });
 
   function placeholders() {
     const c = (SH.context && SH.contextFor === S.convId && SH.context.customer) || null;
     const learned = (S.conv && S.conv.slots && S.conv.slots.learned) || {};
-    const ticket = [...document.querySelectorAll("#conv-tickets a")].map((a) => a.textContent)[0]
-      || (SH.context && SH.context.open_tickets[0] && SH.context.open_tickets[0].number);
-    return { 户号: c ? c.account_number : learned.account_number, 姓名: c ? c.name : "", 地址: c ? c.address : learned.address,
-      电话: c ? c.phones[0] : learned.phone || SH.context?.phone, 工单号: ticket, 坐席: S.me.display_name };
+    const linked = (S.convId && S.convTickets && S.convTickets.for === S.convId && S.convTickets.items[0]) || null;
+    const ticket = (linked && linked.number) || (SH.context && SH.context.open_tickets[0] && SH.context.open_tickets[0].number);
+    // The name is masked (高**): the resident is addressed by surname, never shown their own masked name.
+    const surname = c && c.name && /\*/.test(c.name) ? c.name[0] : "";
+    return { 户号: c ? c.account_number : learned.account_number, 姓名: surname ? `${surname}先生/女士` : "",
+      地址: c ? c.address : learned.address,
+      // The phone the matter is about: the conversation's ticket's, then what the resident said, then the account's.
+      电话: (linked && linked.contact_phone) || learned.phone || SH.context?.phone || (c && c.phones[0]),
+      工单号: ticket, 坐席: S.me.display_name };
   }
 
   function fill(text) {
     const values = placeholders();
-    return text.replace(/\{(户号|姓名|地址|电话|工单号|坐席)\}/g, (whole, key) => values[key] || whole);
+    // An unknown name is left out (您好，{姓名} → 您好，); other unknowns stay for the agent to fill by hand.
+    return text.replace(/\{(户号|姓名|地址|电话|工单号|坐席)\}/g, (whole, key) => values[key] || (key === "姓名" ? "" : whole));
   }
 
   function slashWord() {  // the "/word" being typed at the caret, if any
@@ -306,6 +344,12 @@ window.HotlineShift = (() => {
     const menu = $("canned-menu");
     const slash = slashWord();
     SH.menu = slash ? SH.canned.filter((c) => c.shortcut.includes(slash.word) || c.title.includes(slash.word)).slice(0, 8) : [];
+    if (slash && !SH.menu.length) {  // a hint, not a choice: what there is, and how to add one
+      menu.hidden = false;
+      clear(menu, el("li", { class: "hint", role: "note" }, el("strong", { text: SH.canned.length ? "没有匹配的快捷回复" : "暂无快捷回复" }),
+        el("div", { class: "meta", text: "可在下方“我的快捷回复”添加自己的；共用的快捷回复由主管在“坐席监控 → 快捷回复”中添加。" })));
+      return;
+    }
     menu.hidden = !SH.menu.length;
     SH.menuIndex = Math.min(SH.menuIndex, Math.max(SH.menu.length - 1, 0));
     clear(menu, ...SH.menu.map((c, i) => el("li", { role: "option", class: i === SH.menuIndex ? "active" : "", dataset: { shortcut: c.shortcut },
