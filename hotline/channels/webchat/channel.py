@@ -10,10 +10,15 @@ hotline can count the accounts asked about from one address.
 With several service processes (PostgreSQL), the resident's socket may sit on
 another process than the agent who answers: replies and status changes made
 elsewhere arrive as remote live events and are pushed from here.
+
+The page greets with the catalogue's webchat.greeting before anything is typed,
+shows the latest conversation (closed ones too, with their ticket numbers), the
+rating's choices as buttons, and a waiting resident's place in the agents' queue.
 """
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import re
@@ -22,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 
 from hotline.api.client_address import client_address
 from hotline.channels.base import ChannelInfo, Delivery
@@ -31,7 +36,7 @@ from hotline.context import AppContext
 from hotline.conversations import service
 from hotline.customers.disclosure import refused
 from hotline.customers.lookups import origin_of
-from models import Conversation, Message
+from models import Conversation, Message, Ticket
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +59,16 @@ def message_json(msg: Message) -> dict[str, Any]:
             "at": msg.created_at.isoformat()}
 
 
+def parse_choices(text: str) -> list[dict[str, str]]:
+    """"1 很不满意|…|5 非常满意" → buttons that send the leading digit, as typing it would."""
+    choices = []
+    for item in text.split("|"):
+        value, _, label = item.strip().partition(" ")
+        if value:
+            choices.append({"value": value, "label": item.strip()})
+    return choices
+
+
 INFO = ChannelInfo(name="web", label="网页", sends=frozenset({"text"}), identifies_by="browser id")
 
 
@@ -63,8 +78,14 @@ class WebChatChannel:
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
         self.typing_text = ctx.messages("webchat.typing")
+        self.rating_text = ctx.messages("conversation.rating")
+        self.rating_choices = parse_choices(ctx.messages("webchat.rating_choices"))
         self.sockets: dict[str, set[web.WebSocketResponse]] = defaultdict(set)
         self.connections, self.messages = RateLimit(), RateLimit()
+        self.places: dict[str, int] = {}  # the place in the queue each waiting client was last told
+        self._places_task: asyncio.Task[None] | None = None
+        self._places_again = False
+        self._page: bytes | None = None
 
     @property
     def limits(self) -> WebChatConfig:
@@ -79,12 +100,19 @@ class WebChatChannel:
             if not sockets:
                 del self.sockets[client]
 
+    def frame(self, message: Message, rated: bool = False) -> dict[str, Any]:
+        """A message for the page; the rating request carries its choices as buttons."""
+        data = message_json(message)
+        if not rated and message.sender_kind == "system" and message.text == self.rating_text:
+            data["choices"] = self.rating_choices
+        return data
+
     async def deliver(self, conversation: Conversation, message: Message) -> Delivery:
         sockets = list(self.sockets.get(conversation.external_user, ()))
         sent = 0
         for ws in sockets:
             try:
-                await ws.send_json(message_json(message))
+                await ws.send_json(self.frame(message))
                 sent += 1
             except (ConnectionError, RuntimeError):
                 self._forget(conversation.external_user, ws)
@@ -104,7 +132,11 @@ class WebChatChannel:
     def on_event(self, event: dict[str, Any]) -> None:
         """Tell the resident's page when a person joins or the conversation changes hands, and
         show replies stored by another process (this process delivers its own in `deliver`)."""
-        if event.get("channel") != INFO.name or not event.get("type", "").startswith("conversation."):
+        if not event.get("type", "").startswith("conversation."):
+            return
+        if event["type"] != "conversation.message" and "status" in event and self.sockets:
+            self.update_places()  # someone joined, left or moved in the queue: places may change
+        if event.get("channel") != INFO.name:
             return
         client = event.get("external_user")
         if not client or client not in self.sockets:
@@ -114,22 +146,84 @@ class WebChatChannel:
             if event.get("remote") and message.get("direction") == "out":
                 frame = {"type": "message", "id": message.get("id"), "sender": message.get("sender_kind"),
                          "text": message.get("text", ""), "at": message.get("created_at")}
+                if frame["sender"] == "system" and frame["text"] == self.rating_text:
+                    frame["choices"] = self.rating_choices
                 asyncio.get_running_loop().create_task(self.push(client, frame))
             return
         extra = {"agent": event["agent_name"]} if "agent_name" in event else {}
         frame = {"type": "status", "status": event["status"], **extra}
         asyncio.get_running_loop().create_task(self.push(client, frame))
 
+    def update_places(self) -> None:
+        """Recount the waiting residents' places soon; one count at a time, once more if asked meanwhile."""
+        if self._places_task is not None and not self._places_task.done():
+            self._places_again = True
+            return
+        self._places_task = asyncio.get_running_loop().create_task(self._push_places())
+
+    async def _push_places(self) -> None:
+        while True:
+            self._places_again = False
+            try:
+                async with self.ctx.readers() as session:
+                    waiting = (await session.execute(
+                        select(Conversation.channel, Conversation.external_user)
+                        .where(Conversation.status == "waiting")
+                        .order_by(Conversation.waiting_since, Conversation.id))).all()
+            except Exception:  # a place in the queue is never worth failing anything for
+                log.warning("queue places not counted", exc_info=True)
+                return
+            places = {user: ahead for ahead, (channel_name, user) in enumerate(waiting)
+                      if channel_name == INFO.name and user in self.sockets}
+            for client in [c for c in self.places if c not in places]:
+                del self.places[client]
+            for client, ahead in places.items():
+                if self.places.get(client) != ahead:
+                    self.places[client] = ahead
+                    await self.push(client, self.place_frame(ahead))
+            if not self._places_again:
+                return
+
+    def place_frame(self, ahead: int) -> dict[str, Any]:
+        return {"type": "queue", "ahead": ahead, "text": self.ctx.messages("webchat.queue_position", ahead=ahead)}
+
     async def _history(self, client: str) -> dict[str, Any]:
+        """The latest conversation, closed or not, with its messages and its tickets' numbers."""
         async with self.ctx.readers() as session:
             conv = (await session.execute(select(Conversation).where(
                 Conversation.channel == INFO.name, Conversation.external_user == client)
                 .order_by(Conversation.id.desc()).limit(1))).scalar_one_or_none()
             if conv is None:
-                return {"type": "history", "status": None, "messages": []}
+                return {"type": "history", "status": None, "messages": [], "tickets": []}
             messages = (await session.execute(select(Message).where(Message.conversation_id == conv.id)
                                               .order_by(Message.id))).scalars().all()
-        return {"type": "history", "status": conv.status, "messages": [message_json(m) for m in messages]}
+            tickets = (await session.execute(select(Ticket.number).where(Ticket.conversation_id == conv.id)
+                                             .order_by(Ticket.id))).scalars().all()
+            ahead = None
+            if conv.status == "waiting" and conv.waiting_since is not None:
+                ahead = (await session.execute(select(func.count()).where(
+                    Conversation.status == "waiting", or_(
+                        Conversation.waiting_since < conv.waiting_since,
+                        and_(Conversation.waiting_since == conv.waiting_since, Conversation.id < conv.id)))
+                )).scalar_one()
+        asked = conv.rating_requested_at
+        rated = conv.satisfaction is not None or asked is None \
+            or asked <= self.ctx.clock() - service.RATING_WINDOW  # a digit no longer rates it
+        data: dict[str, Any] = {"type": "history", "status": conv.status,
+                                "messages": [self.frame(m, rated) for m in messages], "tickets": list(tickets)}
+        if tickets:
+            data["tickets_text"] = self.ctx.messages("webchat.tickets", tickets="、".join(tickets))
+        if ahead is not None:
+            self.places[client] = ahead
+            data["queue"] = self.place_frame(ahead)
+        return data
+
+    async def page(self, request: web.Request) -> web.Response:
+        """/chat: the page with the catalogue's greeting in it, shown before anything is typed."""
+        if self._page is None:
+            greeting = html.escape(self.ctx.messages("webchat.greeting"))
+            self._page = PAGE.read_text(encoding="utf-8").replace("<!--greeting-->", greeting).encode("utf-8")
+        return web.Response(body=self._page, headers={"Content-Type": "text/html; charset=utf-8", **PAGE_HEADERS})
 
     async def socket(self, request: web.Request) -> web.WebSocketResponse:
         """/ws/chat: history first, then each message stored, acknowledged and answered in order."""
@@ -179,13 +273,9 @@ class WebChatChannel:
         return ws
 
 
-async def chat_page(request: web.Request) -> web.FileResponse:
-    return web.FileResponse(PAGE, headers={"Content-Type": "text/html; charset=utf-8", **PAGE_HEADERS})
-
-
 async def chat_asset(request: web.Request) -> web.FileResponse:
     name = request.match_info["name"]
-    kind = {"chat.js": "text/javascript", "chat.css": "text/css"}.get(name)
+    kind = {"chat.js": "text/javascript", "chat.css": "text/css", "icon.svg": "image/svg+xml"}.get(name)
     if kind is None:
         raise web.HTTPNotFound()
     return web.FileResponse(STATIC / name, headers={"Content-Type": f"{kind}; charset=utf-8",
@@ -199,7 +289,7 @@ class WebChatPlugin:
     def setup(self, app: web.Application, ctx: AppContext) -> WebChatChannel:
         channel = WebChatChannel(ctx)
         ctx.live.subscribe(channel.on_event)
-        app.router.add_get("/chat", chat_page)
+        app.router.add_get("/chat", channel.page)
         app.router.add_get("/chat/static/{name}", chat_asset)
         app.router.add_get("/ws/chat", channel.socket)
         return channel
