@@ -53,6 +53,7 @@ def test_a_resident_waits_sees_the_queue_and_finds_the_closed_chat_after_a_reloa
     expect(first.page.locator("a[href='/privacy']")).to_be_visible()
 
     first.say("楼道水管漏水了")
+    expect(greeting).to_be_hidden()  # the conversation has begun
     expect(first.page.locator("#queue")).to_contain_text("您前面还有 0 位")
     second = Resident(_phone_page(browser, missing), service.url)
     second.say("家里水表不走了")
@@ -82,7 +83,7 @@ def test_a_resident_waits_sees_the_queue_and_finds_the_closed_chat_after_a_reloa
 
     first.page.get_by_role("button", name="开始新的对话").click()
     expect(first.page.locator("#form")).to_be_visible()
-    expect(first.page.locator("#greeting")).to_be_visible()
+    expect(first.page.locator("#greeting")).to_be_visible()  # greeted again, the old messages gone
     expect(first.page.locator("#log")).not_to_contain_text("楼道水管漏水了")
     assert missing == []  # no icon or asset the page asks for is missing
     agent.close()

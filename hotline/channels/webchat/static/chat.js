@@ -1,4 +1,4 @@
-// The resident's chat page (/chat): greeting, history (the last conversation, closed ones read-only),
+// The resident's chat page (/chat): the greeting until there are messages, history (the last conversation, closed ones read-only),
 // live replies, rating buttons, the place in the agents' queue, resends after a reconnect.
 (function () {
   var WHO = {bot: "智能客服", agent: "人工客服", system: "", resident: ""};
@@ -30,7 +30,7 @@
       });
       box.appendChild(row);
     }
-    log.appendChild(box); log.scrollTop = log.scrollHeight;
+    log.appendChild(box); log.scrollTop = log.scrollHeight; greeting.hidden = true;
   }
   function setState(s, agent) {
     status = s;
@@ -39,7 +39,7 @@
     if (s !== "waiting") queue.hidden = true;
   }
   function setQueue(q) { if (q && status === "waiting") { queue.textContent = q.text; queue.hidden = false; } }
-  function clear() { log.textContent = ""; log.appendChild(greeting); tickets.hidden = true; queue.hidden = true; }
+  function clear() { log.textContent = ""; greeting.hidden = false; tickets.hidden = true; queue.hidden = true; }
   function send(text) {
     var m = {type: "message", id: client.slice(0, 8) + "-" + Date.now() + "-" + (seq++), text: text};
     disableChoices();
