@@ -206,7 +206,8 @@ class ActionCreateComplaintTicket(Action):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict) -> list[Any]:
         if tracker.get_slot("gave_up"):
             return [SlotSet("gave_up", None)]
-        words = problem_words(tracker) or str(tracker.get_slot("problem") or "")
+        # The complaint's own words: not a repair reported (or parked) before it in the same conversation.
+        words = problem_words(tracker, intents=("complaint",)) or str(tracker.get_slot("problem") or "")
         angry = _escalation(tracker, words)
         business_type = knowledge.business_type("complaint", words) or "complaint_service"
         payload = _ticket_payload(tracker, "complaint", words, business_type=business_type,
@@ -443,6 +444,14 @@ class ActionHandoff(Action):
 
 
 CLEARLY_ANOTHER_REQUEST = 0.8  # below this confidence a message inside a form is taken as an answer attempt
+PROBLEM_FORMS = {"repair_form", "complaint_form"}  # forms that take a problem in the resident's words
+SHAPED_SLOTS = {"address", "phone", "account_number", "ticket_number", "leak_location", "binding_proof"}
+REQUEST_WORDS = re.compile(r"投诉|报修|爆了|没水|停水|漏水|水表|水费|欠费|工单|人工|客服")
+
+
+def _names_a_problem(text: str) -> bool:
+    """Words of a request (水管爆了, 我要投诉, 查水费…), not of an answer to a phone or address question."""
+    return knowledge.any_business_keyword(text) or bool(REQUEST_WORDS.search(text))
 
 
 def _answers_the_question(form: str, slot: str | None, intent: str, text: str, confidence: float = 1.0) -> bool:
@@ -465,6 +474,8 @@ def _answers_the_question(form: str, slot: str | None, intent: str, text: str, c
         return True
     if slot == "binding_proof" and (FOUR_DIGITS.search(text) or NAMED.search(text) and proof_in(text)):
         return True  # 户主张建国 reads like a question to the classifier; other requests are taken as requests
+    if slot in SHAPED_SLOTS and form in PROBLEM_FORMS and _names_a_problem(text):
+        return False  # a phone or an address was asked and a problem came: more to tell, not the answer
     return INTENT_CATEGORY.get(intent) == FORM_CATEGORIES.get(form) and intent != "ticket_status"
 
 
@@ -497,6 +508,8 @@ class ActionSwitchTopic(Action):
             what = "不核实了" if offered_proof else f"{FORM_NAMES.get(form, '')}已取消"
             dispatcher.utter_message(text=f"好的，{what}。还有其他可以帮您的吗？")
             return stop + [SlotSet("problem", None), SlotSet("pending", None)]
+        if form in PROBLEM_FORMS and INTENT_CATEGORY.get(intent) == FORM_CATEGORIES.get(form) and not offered_proof:
+            return self._more_of_the_same(dispatcher, tracker, form, text, stop)
         if offered_proof:
             events: list[Any] = stop + [SlotSet("pending", None)]
         else:
@@ -511,6 +524,17 @@ class ActionSwitchTopic(Action):
         if intent == "complaint":
             events.append(SlotSet("problem", text))
         return events + [FollowupAction(ANSWERED_BY_FORM[intent])]
+
+
+    @staticmethod
+    def _more_of_the_same(dispatcher: CollectingDispatcher, tracker: Tracker, form: str, text: str,
+                          stop: list[Any]) -> list[Any]:
+        """A further problem of the form's own kind (another repair while a repair's phone was asked):
+        it joins this report's problem, and the form asks its question again."""
+        problem = str(tracker.get_slot("problem") or "")
+        joined = f"{problem}；{text}" if problem and text not in problem else (problem or text)
+        dispatcher.utter_message(text=f"好的，这个情况也已记下，一并{FORM_NAMES.get(form, '登记')}。")
+        return stop + [SlotSet("problem", joined), FollowupAction(form)]
 
 
 def _sets_problem(event: Any) -> bool:
