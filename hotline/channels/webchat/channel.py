@@ -69,6 +69,10 @@ def parse_choices(text: str) -> list[dict[str, str]]:
     return choices
 
 
+# The live events by which a conversation enters or leaves the agents' queue.
+QUEUE_CHANGES = frozenset({"conversation.waiting", "conversation.taken", "conversation.agent_joined",
+                           "conversation.reassigned", "conversation.closed", "conversation.handed_back"})
+
 INFO = ChannelInfo(name="web", label="网页", sends=frozenset({"text"}), identifies_by="browser id")
 
 
@@ -134,8 +138,8 @@ class WebChatChannel:
         show replies stored by another process (this process delivers its own in `deliver`)."""
         if not event.get("type", "").startswith("conversation."):
             return
-        if event["type"] != "conversation.message" and "status" in event and self.sockets:
-            self.update_places()  # someone joined, left or moved in the queue: places may change
+        if event["type"] in QUEUE_CHANGES and self.sockets:
+            self.update_places()  # someone joined or left the agents' queue: places may change
         if event.get("channel") != INFO.name:
             return
         client = event.get("external_user")
