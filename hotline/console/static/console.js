@@ -85,7 +85,10 @@ function fmtSpan(ms) {
 }
 
 function toast(text, bad = false) {
-  const t = el("div", { class: bad ? "toast bad" : "toast", text });
+  // Never an empty box: a failure without words still says that something failed.
+  const words = String(text ?? "").trim() || (bad ? "操作未完成，请稍后重试" : "");
+  if (!words) return;
+  const t = el("div", { class: bad ? "toast bad" : "toast", text: words });
   $("toasts").append(t);
   setTimeout(() => t.remove(), 6000);
 }
