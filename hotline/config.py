@@ -240,6 +240,9 @@ class PrivacyConfig:
     # Different accounts an unverified resident may ask about in an hour (per web-chat client, address,
     # WeChat user and calling number); then a polite refusal.
     lookup_accounts_per_hour: int = 5
+    # The same per network address (web chat): raise it where many residents share one address (a carrier's
+    # NAT, an office), so that one resident's look-ups do not refuse their neighbours'.
+    lookup_accounts_per_address_per_hour: int = 5
     proof_tries_per_resident_per_hour: int = 5  # wrong proofs (phone's last four digits, holder's name) by one resident
     proof_tries_per_account_per_hour: int = 5  # wrong proofs for one account, whoever gives them
 
@@ -247,7 +250,8 @@ class PrivacyConfig:
         if self.anonymous_disclosure not in ANONYMOUS_DISCLOSURES:
             raise ConfigError(f"[privacy] anonymous_disclosure: expected one of {', '.join(ANONYMOUS_DISCLOSURES)}, "
                               f"got {self.anonymous_disclosure!r}")
-        for name in ("lookup_accounts_per_hour", "proof_tries_per_resident_per_hour",
+        for name in ("lookup_accounts_per_hour", "lookup_accounts_per_address_per_hour",
+                     "proof_tries_per_resident_per_hour",
                      "proof_tries_per_account_per_hour"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"[privacy] {name}: expected at least 1")

@@ -169,3 +169,24 @@ async def test_the_residents_door_is_for_the_service_only_and_described(client, 
     assert nobody.status == 401
     paths = (await (await client.get("/api/openapi.json")).json())["paths"]
     assert {"/api/residents/statement", "/api/residents/tickets", "/api/residents/verify"} <= set(paths)
+
+
+async def test_look_ups_from_one_address_are_limited_apart_from_each_resident(client, ctx) -> None:
+    """New client ids from one address do not reset the count, and the address has a limit of its own."""
+    ctx.config.privacy.lookup_accounts_per_hour = 5
+    ctx.config.privacy.lookup_accounts_per_address_per_hour = 3
+    accounts = [f"21000001{i:02d}" for i in range(4)]
+    for account in accounts:
+        await _customer(ctx, account)
+    place = {"origin": "digest-of-one-address"}
+    for i, account in enumerate(accounts[:3]):
+        visitor = await service.receive(ctx, "web", f"rotating-visitor-{i}", account, to_bot=False, remember=place)
+        assert (await _statement(client, visitor.conversation_id, account)).status == 200
+    fourth = await service.receive(ctx, "web", "rotating-visitor-3", accounts[3], to_bot=False, remember=place)
+    refused = await _statement(client, fourth.conversation_id, accounts[3])
+    assert refused.status == 429 and "次数过多" in (await refused.json())["error"]["message"]
+    # An account already asked about from that address is answered again; another address is not held back.
+    assert (await _statement(client, fourth.conversation_id, accounts[0])).status == 200
+    elsewhere = await service.receive(ctx, "web", "visitor-elsewhere", accounts[3], to_bot=False,
+                                      remember={"origin": "digest-of-another-address"})
+    assert (await _statement(client, elsewhere.conversation_id, accounts[3])).status == 200

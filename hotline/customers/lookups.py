@@ -37,14 +37,15 @@ async def admit(session: AsyncSession, limits: PrivacyConfig, resident: Resident
     """Record a look-up of `account_number`; False (nothing recorded) when the resident or their address
     has asked about as many other accounts within the hour as allowed."""
     since = now - WINDOW
-    groups = [await _asked(session, since, AccountLookup.channel == resident.channel,
-                           AccountLookup.resident == resident.key[:128])]
+    groups = [(await _asked(session, since, AccountLookup.channel == resident.channel,
+                            AccountLookup.resident == resident.key[:128]), limits.lookup_accounts_per_hour)]
     if resident.origin:
-        groups.append(await _asked(session, since, AccountLookup.origin == resident.origin))
-    missing = [asked for asked in groups if account_number not in asked]
+        groups.append((await _asked(session, since, AccountLookup.origin == resident.origin),
+                       limits.lookup_accounts_per_address_per_hour))
+    missing = [(asked, limit) for asked, limit in groups if account_number not in asked]
     if not missing:
         return True
-    if any(len(asked) >= limits.lookup_accounts_per_hour for asked in missing):
+    if any(len(asked) >= limit for asked, limit in missing):
         return False
     session.add(AccountLookup(account_number=account_number[:32], channel=resident.channel,
                               resident=resident.key[:128], origin=resident.origin, at=now))
