@@ -26,7 +26,7 @@ from actions.common import (
     problem_words,
     user_events,
 )
-from actions.forms import is_general_billing
+from actions.forms import PROBLEM_FORMS, is_general_billing, joined_problem, names_a_problem
 from actions.verification import NO_RESIDENT, PROOF_OFFER, TOO_MANY_LOOKUPS, offer_proof, proving
 
 RESET_AFTER_TICKET = ["problem", "address", "leak_location", "gave_up"]
@@ -444,14 +444,7 @@ class ActionHandoff(Action):
 
 
 CLEARLY_ANOTHER_REQUEST = 0.8  # below this confidence a message inside a form is taken as an answer attempt
-PROBLEM_FORMS = {"repair_form", "complaint_form"}  # forms that take a problem in the resident's words
 SHAPED_SLOTS = {"address", "phone", "account_number", "ticket_number", "leak_location", "binding_proof"}
-REQUEST_WORDS = re.compile(r"投诉|报修|爆了|没水|停水|漏水|水表|水费|欠费|工单|人工|客服")
-
-
-def _names_a_problem(text: str) -> bool:
-    """Words of a request (水管爆了, 我要投诉, 查水费…), not of an answer to a phone or address question."""
-    return knowledge.any_business_keyword(text) or bool(REQUEST_WORDS.search(text))
 
 
 def _answers_the_question(form: str, slot: str | None, intent: str, text: str, confidence: float = 1.0) -> bool:
@@ -474,7 +467,7 @@ def _answers_the_question(form: str, slot: str | None, intent: str, text: str, c
         return True
     if slot == "binding_proof" and (FOUR_DIGITS.search(text) or NAMED.search(text) and proof_in(text)):
         return True  # 户主张建国 reads like a question to the classifier; other requests are taken as requests
-    if slot in SHAPED_SLOTS and form in PROBLEM_FORMS and _names_a_problem(text):
+    if slot in SHAPED_SLOTS and form in PROBLEM_FORMS and names_a_problem(text):
         return False  # a phone or an address was asked and a problem came: more to tell, not the answer
     return INTENT_CATEGORY.get(intent) == FORM_CATEGORIES.get(form) and intent != "ticket_status"
 
@@ -531,10 +524,8 @@ class ActionSwitchTopic(Action):
                           stop: list[Any]) -> list[Any]:
         """A further problem of the form's own kind (another repair while a repair's phone was asked):
         it joins this report's problem, and the form asks its question again."""
-        problem = str(tracker.get_slot("problem") or "")
-        joined = f"{problem}；{text}" if problem and text not in problem else (problem or text)
         dispatcher.utter_message(text=f"好的，这个情况也已记下，一并{FORM_NAMES.get(form, '登记')}。")
-        return stop + [SlotSet("problem", joined), FollowupAction(form)]
+        return stop + [SlotSet("problem", joined_problem(tracker, text)), FollowupAction(form)]
 
 
 def _sets_problem(event: Any) -> bool:

@@ -23,6 +23,33 @@ GENERAL_BILLING = re.compile(r"我家|我的|俺家|欠费|欠多少|欠不欠|�
                              r"到账|户号|查|这个月|上个月|本月|读数|这么高|这么贵|这么多|太高|不对|翻了|多扣|退")
 
 
+PROBLEM_FORMS = ("repair_form", "complaint_form")  # the forms that take a problem in the resident's words
+# Words of a request or a problem (水管爆了, 我要投诉, 查水费, 水是黄的…): a message holding them, asked
+# for a phone or an address, tells more of the problem or asks something new; it is not a bad answer.
+REQUEST_WORDS = re.compile(r"投诉|报修|爆|没水|停水|漏|水表|水费|欠费|工单|人工|客服|坏了|坏掉|黄|浑|臭|异味|井盖|"
+                           r"水压|冒水|堵|不走|不转|态度|问题")
+
+
+def names_a_problem(text: str) -> bool:
+    return knowledge.any_business_keyword(text) or bool(REQUEST_WORDS.search(text))
+
+
+def joined_problem(tracker: Tracker, text: str) -> str:
+    """The form's problem with a further message of the same kind added (both go in the ticket)."""
+    problem = str(tracker.get_slot("problem") or "")
+    return f"{problem}；{text}" if problem and text not in problem else (problem or text)
+
+
+def more_of_the_problem(slot: str, text: str, dispatcher: CollectingDispatcher,
+                        tracker: Tracker) -> dict[str, Any] | None:
+    """Asked for a phone or an address in a repair or complaint, the resident told more of the problem
+    (a message the classifier was unsure of): it joins the problem and the question is asked again."""
+    if (tracker.active_loop or {}).get("name") not in PROBLEM_FORMS or not names_a_problem(text):
+        return None
+    dispatcher.utter_message(text="好的，这个情况也已记下。")
+    return {slot: None, "problem": joined_problem(tracker, text)}
+
+
 RESTARTS = {"action_session_start", "action_create_repair_ticket", "action_create_complaint_ticket",
             "action_answer_billing", "action_ticket_status", "action_handoff"}
 
@@ -34,10 +61,12 @@ def answers_to(tracker: Tracker, slot: str) -> int:
     start = max((i for i, e in enumerate(events) if e.get("event") == "action" and e.get("name") in RESTARTS),
                 default=0)
     asked, count = None, 0
+    told_more = slot in ("phone", "address") and (tracker.active_loop or {}).get("name") in PROBLEM_FORMS
     for event in events[start:]:
         if event.get("event") == "slot" and event.get("name") == "requested_slot":
             asked = event.get("value")
-        elif event.get("event") == "user" and asked == slot:
+        elif event.get("event") == "user" and asked == slot \
+                and not (told_more and names_a_problem(event.get("text") or "")):  # more of the problem
             count += 1
     return count
 
@@ -76,6 +105,9 @@ def _check_phone(value: Any, dispatcher: CollectingDispatcher, tracker: Tracker)
     phone = find_phone(str(value or ""))
     if phone:
         return {"phone": phone}
+    more = more_of_the_problem("phone", str(value or ""), dispatcher, tracker)
+    if more is not None:
+        return more
     return unusable("phone", "这个号码好像不完整，请留一个11位手机号或带区号的固定电话。", dispatcher, tracker)
 
 
@@ -144,6 +176,9 @@ class ValidateRepairForm(FormValidationAction):
         if text and text in latest and looks_like_address(latest):
             text = latest  # the whole answer, not only the part the entity extractor marked
         if not looks_like_address(text):
+            more = more_of_the_problem("address", text, dispatcher, tracker)
+            if more is not None:
+                return more
             return unusable("address", "请告诉我故障的详细地址（小区、楼号、单元、门牌号），或者您的10位户号；"
                                        "不报修了可以回复“取消”。", dispatcher, tracker)
         await outages.mention_for_address(dispatcher, tracker, text)
