@@ -513,7 +513,7 @@ window.HotlineShift = (() => {
 
   function renderCannedRows() {
     clear($("canned-rows"), ...(SH.canned.length ? SH.canned.map((c) => el("tr", { dataset: { cannedId: c.id } },
-      el("td", { text: `/${c.shortcut}` }), el("td", { text: c.title }), el("td", { text: c.text }),
+      el("td", { text: `/${c.shortcut}${c.personal ? "（仅自己）" : ""}` }), el("td", { text: c.title }), el("td", { text: c.text }),
       el("td", {}, el("button", { type: "button", text: "编辑", onclick: () => {
         $("cr-id").value = c.id; $("cr-shortcut").value = c.shortcut; $("cr-title").value = c.title; $("cr-text").value = c.text;
       } }), el("button", { type: "button", text: "删除", onclick: async () => {
