@@ -76,10 +76,15 @@ def test_a_resident_waits_sees_the_queue_and_finds_the_closed_chat_after_a_reloa
     first.sees("楼道水管漏水了")
     expect(first.page.locator("#tickets")).to_contain_text(number)
     expect(first.page.locator("#ended")).to_be_visible()
-    expect(first.page.locator("#form")).to_be_hidden()  # read-only
+    expect(first.page.locator("#form")).to_be_visible()  # not rated yet: a digit may be typed as well
     first.page.get_by_role("button", name="5 非常满意").click()
     first.sees("感谢您的评价")
     expect(first.page.locator(".choices button").first).to_be_disabled()
+    expect(first.page.locator("#form")).to_be_hidden()  # rated: read-only
+    first.page.reload()
+    expect(first.page.locator("#state")).to_have_text("会话已结束")
+    expect(first.page.locator("#form")).to_be_hidden()
+    first.sees("感谢您的评价")
 
     first.page.get_by_role("button", name="开始新的对话").click()
     expect(first.page.locator("#form")).to_be_visible()

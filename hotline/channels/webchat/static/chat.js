@@ -12,8 +12,9 @@
     client = (crypto.randomUUID ? crypto.randomUUID() : String(Date.now()) + Math.random()).replace(/[^A-Za-z0-9-]/g, "");
     localStorage.setItem("hotline_client", client);
   }
-  var pending = [], ws, seq = 0, status = null;
+  var pending = [], ws, seq = 0, status = null, ratingOpen = false;
   function disableChoices() {
+    ratingOpen = false;
     Array.prototype.forEach.call(log.querySelectorAll(".choices button"), function (b) { b.disabled = true; });
   }
   function show(sender, text, choices) {
@@ -29,17 +30,18 @@
         row.appendChild(b);
       });
       box.appendChild(row);
+      ratingOpen = true; form.hidden = false;  // a digit may be typed too
     }
     log.appendChild(box); log.scrollTop = log.scrollHeight; greeting.hidden = true;
   }
   function setState(s, agent) {
     status = s;
     state.textContent = s === "agent" && agent ? "人工客服 " + agent + " 为您服务" : (STATES[s] || "智能客服为您服务");
-    ended.hidden = s !== "closed"; form.hidden = s === "closed";
+    ended.hidden = s !== "closed"; form.hidden = s === "closed" && !ratingOpen;  // closed: read-only once rated
     if (s !== "waiting") queue.hidden = true;
   }
   function setQueue(q) { if (q && status === "waiting") { queue.textContent = q.text; queue.hidden = false; } }
-  function clear() { log.textContent = ""; greeting.hidden = false; tickets.hidden = true; queue.hidden = true; }
+  function clear() { log.textContent = ""; greeting.hidden = false; ratingOpen = false; tickets.hidden = true; queue.hidden = true; }
   function send(text) {
     var m = {type: "message", id: client.slice(0, 8) + "-" + Date.now() + "-" + (seq++), text: text};
     disableChoices();
