@@ -18,7 +18,7 @@ from tests.test_console_shift import ACCOUNT, PHONE, _resident, _ticket, _waitin
 ELSEWHERE_PHONE = "13800009999"
 
 
-async def test_both_agents_hear_of_a_reassignment(client: TestClient, ctx, staff, channel) -> None:  # noqa: F811
+async def test_both_agents_hear_of_a_reassignment(client: TestClient, ctx, staff, channel) -> None:
     heard: list[dict[str, Any]] = []
     ctx.live.subscribe(heard.append)
     conv = await _waiting(ctx, "resident-re-1", "我要投诉")
@@ -52,7 +52,7 @@ async def test_field_errors_name_the_field_in_chinese(client: TestClient) -> Non
 
 
 async def test_the_context_panel_keeps_another_matter_apart_and_says_whether_the_account_is_verified(
-        client: TestClient, ctx, channel) -> None:  # noqa: F811
+        client: TestClient, ctx, channel) -> None:
     await _resident(ctx)
     # The resident's account is known; in the same chat they report a leak at another address, from another phone.
     conv = await _waiting(ctx, "resident-mix-1", "我家漏水", learned={"account_number": ACCOUNT,
