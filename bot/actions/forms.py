@@ -171,6 +171,8 @@ class ValidateRepairForm(FormValidationAction):
         account = find_account(text)
         if account:
             result = await _check_account(account, dispatcher, tracker, slot="address")
+            if result.get("account_number"):
+                await outages.mention_for_account(dispatcher, tracker, result["account_number"])
             return {"address": None, **result}
         latest = str((tracker.latest_message or {}).get("text") or "").strip()
         if text and text in latest and looks_like_address(latest):
@@ -187,6 +189,8 @@ class ValidateRepairForm(FormValidationAction):
     async def validate_account_number(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
                                       domain: DomainDict) -> dict[str, Any]:
         result = await _check_account(value, dispatcher, tracker)
+        if result.get("account_number"):
+            await outages.mention_for_account(dispatcher, tracker, result["account_number"])
         # "我的户号是…" answered to the address question also landed in `address`.
         if find_account(str(tracker.get_slot("address") or "")):
             result["address"] = None

@@ -678,7 +678,7 @@ $("t-action-form").addEventListener("submit", async (ev) => {
     body.reached = value("a-reached") === "true";
     if (value("a-satisfaction")) body.satisfaction = Number(value("a-satisfaction"));
   }
-  if (action === "request_extension" && value("a-due-at")) body.due_at = new Date(value("a-due-at")).toISOString();
+  if (action === "request_extension" && value("a-due-at")) body.due_at = value("a-due-at");  // the utility's local time, read as such by the API
   if (action === "reroute") {
     body.category = value("a-category");
     if (value("a-business-type")) body.business_type = value("a-business-type");
