@@ -210,13 +210,20 @@ async def test_the_api_runs_and_lists_purges_for_admins_only(client: TestClient)
     assert runs[0]["dry_run"] is True and runs[0]["actor_name"] == "admin"
 
 
-async def test_the_running_bot_forgets_conversations_gone_quiet(ctx: AppContext) -> None:
+async def test_the_running_bot_forgets_conversations_gone_quiet(ctx: AppContext,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """With one Rasa worker its trackers live in its memory: the purge empties those past tracker_days."""
     from aiohttp import web
     from aiohttp.test_utils import TestServer
 
+    from hotline.privacy import tracker
     from hotline.rasa.client import RasaClient
     from tests.test_resident_rights import FakeRasa
+
+    async def no_sql_store(_: AppContext) -> bool:  # a database some other test gave Rasa's table
+        return False
+
+    monkeypatch.setattr(tracker, "_sql_store", no_sql_store)
     now = ctx.clock()
     async with ctx.sessions.begin() as session:
         quiet = Conversation(channel="wechat", external_user="o-quiet", created_at=now - dt.timedelta(days=40),
