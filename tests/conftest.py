@@ -136,6 +136,7 @@ def config(db_url: str, tmp_path: Path) -> Config:
     cfg.api.service_token = SERVICE_TOKEN
     cfg.escalation.enabled = False  # tests drive the sweep themselves
     cfg.callback.enabled = False  # and the callback sweep
+    cfg.retention.enabled = False  # and the daily purge (tests/test_retention.py runs it)
     cfg.bot.enabled = False  # the bot's tests start Rasa once for the whole module
     cfg.sip.enabled = False  # the IVR's SIP tests start their own service process
     return cfg
