@@ -72,6 +72,15 @@ def contexts(browser: Browser) -> Iterator[Callable[[], BrowserContext]]:
         ctx.close()
 
 
+@pytest.fixture
+def people(browser: Browser) -> Iterator[list[BrowserContext]]:
+    """The browser profiles a test opened (tests/browser/console_people.py adds to it), closed after it."""
+    made: list[BrowserContext] = []
+    yield made
+    for ctx in made:
+        ctx.close()
+
+
 def sign_in(page: Page, base_url: str, username: str, password: str = DEMO_PASSWORD) -> Page:
     page.goto(f"{base_url}/console")
     page.fill("#login-username", username)

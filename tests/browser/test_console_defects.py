@@ -9,9 +9,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
-from tests.browser.conftest import Resident, sign_in
+from tests.browser.console_people import console, conversation_of, waiting_resident
 from tests.service_process import ServiceProcess
 
 TOKEN = "defects-browser-token"
@@ -27,44 +27,13 @@ def svc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]:
         service.stop()
 
 
-@pytest.fixture
-def people(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for ctx in made:
-        ctx.close()
-
-
-def _console(browser: Browser, people: list[BrowserContext], svc: ServiceProcess, username: str,
-             width: int = 1500) -> Page:
-    ctx = browser.new_context(viewport={"width": width, "height": 900}, locale="zh-CN", timezone_id="Asia/Shanghai")
-    people.append(ctx)
-    return sign_in(ctx.new_page(), svc.url, username)
-
-
-def _resident(browser: Browser, people: list[BrowserContext], svc: ServiceProcess, text: str) -> Resident:
-    ctx = browser.new_context(locale="zh-CN")
-    people.append(ctx)
-    resident = Resident(ctx.new_page(), svc.url)
-    resident.say(text)
-    resident.sees("人工客服")
-    return resident
-
-
-def _conversation_of(svc: ServiceProcess, text: str) -> int:
-    for c in svc.api("/api/conversations?limit=20")["items"]:
-        if any(m["text"] == text for m in svc.api(f"/api/conversations/{c['id']}")["messages"]):
-            return int(c["id"])
-    raise AssertionError(f"no conversation with {text!r}")
-
-
 def test_whispers_in_time_order_and_a_reassignment_both_agents_hear_of(
         svc: ServiceProcess, browser: Browser, people: list[BrowserContext]) -> None:
-    agent1 = _console(browser, people, svc, "agent1")
-    agent2 = _console(browser, people, svc, "agent2")
-    supervisor = _console(browser, people, svc, "zhao.supervisor")
-    resident = _resident(browser, people, svc, "水费为什么这么高")
-    conv = _conversation_of(svc, "水费为什么这么高")
+    agent1 = console(browser, people, svc, "agent1")
+    agent2 = console(browser, people, svc, "agent2")
+    supervisor = console(browser, people, svc, "zhao.supervisor")
+    resident = waiting_resident(browser, people, svc, "水费为什么这么高")
+    conv = conversation_of(svc, "水费为什么这么高")
     svc.api("/api/tickets", {"category": "billing", "business_type": "billing_dispute", "description": "水费异常",
                              "channel": "web", "account_number": ACCOUNT, "conversation_id": conv})
     agent1.goto(f"{svc.url}/console#queue/{conv}")
@@ -109,7 +78,7 @@ def test_whispers_in_time_order_and_a_reassignment_both_agents_hear_of(
 
 def test_the_supervisors_page_at_1440_px(svc: ServiceProcess, browser: Browser,
                                          people: list[BrowserContext]) -> None:
-    supervisor = _console(browser, people, svc, "zhao.supervisor", width=1440)
+    supervisor = console(browser, people, svc, "zhao.supervisor", width=1440)
     supervisor.click("a[data-nav=supervise]")
     # The shortcut box's pattern compiles with the v flag, so the browser checks it.
     supervisor.fill("#cr-shortcut", "has space")
@@ -142,11 +111,11 @@ def test_the_supervisors_page_at_1440_px(svc: ServiceProcess, browser: Browser,
 
 def test_a_toast_is_never_empty_and_department_staff_get_no_dead_conversation_link(
         svc: ServiceProcess, browser: Browser, people: list[BrowserContext]) -> None:
-    _resident(browser, people, svc, "楼道水管漏水了")
-    conv = _conversation_of(svc, "楼道水管漏水了")
+    waiting_resident(browser, people, svc, "楼道水管漏水了")
+    conv = conversation_of(svc, "楼道水管漏水了")
     ticket = svc.api("/api/tickets", {"category": "repair", "business_type": "leak", "description": "楼道漏水",
                                       "channel": "web", "account_number": ACCOUNT, "conversation_id": conv})
-    crew = _console(browser, people, svc, "wang.repair")
+    crew = console(browser, people, svc, "wang.repair")
     crew.goto(f"{svc.url}/console#tickets/{ticket['number']}")
     expect(crew.locator("#t-fields")).to_contain_text(f"#{conv}")
     expect(crew.locator("#t-fields a")).to_have_count(0)  # 会话 is read in 会话队列, which they do not have

@@ -8,27 +8,13 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
-from tests.browser.conftest import Resident, sign_in
+from tests.browser.console_people import console, conversation_of, waiting_resident
 from tests.service_process import ServiceProcess
 
 TOKEN = "shift-browser-token"
 ACCOUNT = "3100000001"  # the demo town's first account: 城东片区, where an outage is announced
-# Records every desktop notification the page raises (the permission is granted to the profile).
-RECORD_NOTIFICATIONS = """
-(() => {
-  const Real = window.Notification;
-  window.shownNotifications = [];
-  class Recording extends Real {
-    constructor(title, options) {
-      super(title, options);
-      window.shownNotifications.push({ title, body: options && options.body });
-    }
-  }
-  window.Notification = Recording;
-})();
-"""
 
 
 @pytest.fixture(scope="module")
@@ -40,43 +26,10 @@ def shift_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceP
         svc.stop()
 
 
-@pytest.fixture
-def people(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for ctx in made:
-        ctx.close()
-
-
-def _console(browser: Browser, people: list[BrowserContext], svc: ServiceProcess, username: str) -> Page:
-    ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN", timezone_id="Asia/Shanghai",
-                              permissions=["notifications"])
-    ctx.add_init_script(RECORD_NOTIFICATIONS)
-    people.append(ctx)
-    return sign_in(ctx.new_page(), svc.url, username)
-
-
-def _resident(browser: Browser, people: list[BrowserContext], svc: ServiceProcess, text: str) -> Resident:
-    ctx = browser.new_context(locale="zh-CN")
-    people.append(ctx)
-    resident = Resident(ctx.new_page(), svc.url)
-    resident.say(text)
-    resident.sees("人工客服")  # no bot here: a person is asked for at once
-    return resident
-
-
-def _conversation_of(svc: ServiceProcess, text: str) -> int:
-    for c in svc.api("/api/conversations?limit=20")["items"]:
-        messages = svc.api(f"/api/conversations/{c['id']}")["messages"]
-        if any(m["text"] == text for m in messages):
-            return int(c["id"])
-    raise AssertionError(f"no conversation with {text!r}")
-
-
 def test_an_agent_sees_the_resident_hears_of_new_residents_and_uses_canned_replies_and_search(
         shift_service: ServiceProcess, browser: Browser, people: list[BrowserContext]) -> None:
     svc = shift_service
-    supervisor = _console(browser, people, svc, "zhao.supervisor")
+    supervisor = console(browser, people, svc, "zhao.supervisor", notifications=True)
     supervisor.click("a[data-nav=supervise]")
     supervisor.fill("#cr-shortcut", "qf")
     supervisor.fill("#cr-title", "欠费提醒")
@@ -84,13 +37,13 @@ def test_an_agent_sees_the_resident_hears_of_new_residents_and_uses_canned_repli
     supervisor.click("#cr-save")
     expect(supervisor.locator("#canned-rows")).to_contain_text("/qf")
 
-    agent = _console(browser, people, svc, "agent1")
+    agent = console(browser, people, svc, "agent1", notifications=True)
     expect(agent).to_have_title("供水服务热线 · 坐席工作台")
-    _resident(browser, people, svc, "我家水管漏水，户号见工单")
+    waiting_resident(browser, people, svc, "我家水管漏水，户号见工单")
     expect(agent).to_have_title(re.compile(r"^\(1\) 供水服务热线"))  # the count in the tab title, live
     agent.wait_for_function("window.shownNotifications.some(n => n.title === '新的会话等待人工接待')")
 
-    conv = _conversation_of(svc, "我家水管漏水，户号见工单")
+    conv = conversation_of(svc, "我家水管漏水，户号见工单")
     ticket = svc.api("/api/tickets", {"category": "repair", "business_type": "leak", "description": "厨房水管漏水",
                                       "channel": "web", "account_number": ACCOUNT, "conversation_id": conv})
     agent.locator(f"#waiting-list li[data-conversation-id='{conv}']").click()
@@ -124,11 +77,11 @@ def test_an_agent_sees_the_resident_hears_of_new_residents_and_uses_canned_repli
 def test_a_supervisor_whispers_to_the_agent_and_reassigns_live(
         shift_service: ServiceProcess, browser: Browser, people: list[BrowserContext]) -> None:
     svc = shift_service
-    agent1 = _console(browser, people, svc, "agent1")
-    agent2 = _console(browser, people, svc, "agent2")
-    supervisor = _console(browser, people, svc, "zhao.supervisor")
-    resident = _resident(browser, people, svc, "我要投诉抄表员")
-    conv = _conversation_of(svc, "我要投诉抄表员")
+    agent1 = console(browser, people, svc, "agent1", notifications=True)
+    agent2 = console(browser, people, svc, "agent2", notifications=True)
+    supervisor = console(browser, people, svc, "zhao.supervisor", notifications=True)
+    resident = waiting_resident(browser, people, svc, "我要投诉抄表员")
+    conv = conversation_of(svc, "我要投诉抄表员")
     agent1.goto(f"{svc.url}/console#queue/{conv}")
     agent1.click("#take-over")
     expect(agent1.locator(f"#active-list li[data-conversation-id='{conv}']")).to_be_visible()
@@ -159,14 +112,14 @@ def test_a_supervisor_whispers_to_the_agent_and_reassigns_live(
 def test_busy_agents_are_not_offered_conversations(
         shift_service: ServiceProcess, browser: Browser, people: list[BrowserContext]) -> None:
     svc = shift_service
-    busy = _console(browser, people, svc, "agent2")
-    online = _console(browser, people, svc, "agent3")
+    busy = console(browser, people, svc, "agent2", notifications=True)
+    online = console(browser, people, svc, "agent3", notifications=True)
     busy.select_option("#presence", "busy")
     expect(busy.locator("#presence")).to_have_class(re.compile("busy"))
     online.select_option("#presence", "online")
     expect(online.locator("#presence")).to_have_class(re.compile("online"))
-    _resident(browser, people, svc, "在线的坐席来接")
-    conv = _conversation_of(svc, "在线的坐席来接")
+    waiting_resident(browser, people, svc, "在线的坐席来接")
+    conv = conversation_of(svc, "在线的坐席来接")
     expect(online.locator(f"#active-list li[data-conversation-id='{conv}']")).to_be_visible()
     online.wait_for_function("window.shownNotifications.some(n => n.title === '新会话已分配给您')")
     assert svc.api(f"/api/conversations/{conv}")["agent_id"] != busy.evaluate("S.me.id")

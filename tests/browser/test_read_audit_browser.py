@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Browser, BrowserContext, expect
 
-from tests.browser.conftest import sign_in
+from tests.browser.console_people import console
 from tests.service_process import ServiceProcess
 
 TOKEN = "audit-browser-token"
@@ -25,27 +25,13 @@ def audit_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceP
         svc.stop()
 
 
-@pytest.fixture
-def people(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for ctx in made:
-        ctx.close()
-
-
-def _console(browser: Browser, people: list[BrowserContext], svc: ServiceProcess, username: str) -> Page:
-    ctx = browser.new_context(viewport={"width": 1500, "height": 950}, locale="zh-CN", timezone_id="Asia/Shanghai")
-    people.append(ctx)
-    return sign_in(ctx.new_page(), svc.url, username)
-
-
 def test_an_agent_reveals_a_name_for_a_reason_and_the_admin_sees_it_in_the_read_audit(
         audit_service: ServiceProcess, browser: Browser, people: list[BrowserContext]) -> None:
     svc = audit_service
     full_name = svc.api(f"/api/customers/{ACCOUNT}")["name"]
     assert re.fullmatch(r".\*+", full_name)  # masked for the service token too
 
-    agent = _console(browser, people, svc, "agent1")
+    agent = console(browser, people, svc, "agent1")
     expect(agent.locator("a[data-nav=audit]")).to_be_hidden()  # 查阅记录 is for admins
     agent.fill("#gs-q", ACCOUNT)
     agent.press("#gs-q", "Enter")
@@ -58,7 +44,7 @@ def test_an_agent_reveals_a_name_for_a_reason_and_the_admin_sees_it_in_the_read_
     expect(revealed).to_have_text(re.compile(r"^[^*]{2,}$"))
     assert revealed.inner_text()[0] == full_name[0]
 
-    admin = _console(browser, people, svc, "admin")
+    admin = console(browser, people, svc, "admin")
     admin.click("a[data-nav=audit]")
     admin.fill("#au-account", ACCOUNT)
     admin.click("#audit-filters button[type=submit]")

@@ -229,6 +229,9 @@ function onEvent(evt) {
   if (type.startsWith("conversation.")) {
     if (type === "conversation.message") updatePreview(evt);  // the queue's order and members stay
     else if (S.view === "queue" || type === "conversation.waiting") later("queue", loadQueue);
+    if (type === "conversation.message" && evt.message && !evt.truncated && S.liveDuring?.id === evt.conversation_id) {
+      S.liveDuring.live.push(evt.message);
+    }
     if (evt.conversation_id === S.convId) {
       if (type === "conversation.message" && evt.message && !evt.truncated) appendMessage(evt.message);
       else later("conv", () => openConversation(S.convId, true));
@@ -317,6 +320,10 @@ function tickWaits() {
 
 async function openConversation(id, quiet = false) {
   if (!id) return;
+  // Messages that arrive while the conversation is fetched may be missing from the answer: kept aside and
+  // added after it, or a live message appended meanwhile would be wiped by the redraw.
+  const live = [];
+  S.liveDuring = { id, live };
   let conv;
   try { conv = await api("GET", `/api/conversations/${id}`); } catch (err) { if (!quiet) toast(err.message, true); return; }
   S.convId = id;
@@ -330,6 +337,8 @@ async function openConversation(id, quiet = false) {
   renderConversationHead();
   clear($("transcript"));
   for (const m of conv.messages) appendMessage(m);
+  for (const m of live) appendMessage(m);  // appendMessage skips any the answer had
+  if (S.liveDuring && S.liveDuring.live === live) S.liveDuring = null;
   loadConversationTickets();
   loadConversationTrail();
   window.HotlineShift?.conversationOpened(conv, quiet);  // the resident's context, whispers

@@ -289,6 +289,7 @@ window.HotlineShift = (() => {
     try { SH.canned = (await api("GET", "/api/canned_replies")).items; } catch (_) { SH.canned = []; }
     if (S.view === "supervise") renderCannedRows();
     renderMyCanned();
+    if (slashWord()) renderMenu();  // "/" typed before the list came: show what there is now
   }
 
   // An agent's own canned replies (我的快捷回复), beside the shared ones.
